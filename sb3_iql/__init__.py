@@ -1,0 +1,10 @@
+"""sb3-iql: Implicit Q-Learning for Stable-Baselines3, trained offline from Minari datasets and finetuned online."""
+
+from sb3_iql.common.buffers import TensorReplayBuffer
+from sb3_iql.common.callbacks import IQLEvalCallback
+from sb3_iql.common.wrappers import RecordSuccess
+from sb3_iql.iql import IQL, IQLPolicy, MlpPolicy, MultiInputPolicy
+
+__version__ = "0.1.0"
+
+__all__ = ["IQL", "IQLEvalCallback", "IQLPolicy", "MlpPolicy", "MultiInputPolicy", "RecordSuccess", "TensorReplayBuffer"]

@@ -1,0 +1,34 @@
+"""Gymnasium wrappers that make task success visible to SB3's episode statistics."""
+
+from typing import Any, SupportsFloat
+
+import gymnasium as gym
+
+
+class RecordSuccess(gym.Wrapper):
+    """
+    Report ``info["is_success"]`` at the end of each episode from the env's ``info["success"]``.
+
+    Gymnasium-Robotics envs (AntMaze, PointMaze, Adroit, Kitchen) report ``success`` at every
+    step; SB3's ``Monitor``, ``EvalCallback`` and ``rollout/success_rate`` read ``is_success``
+    when an episode ends. An episode counts as a success if the goal was reached at any step.
+    Envs that report neither key pass through unchanged.
+
+    :param env: The environment to wrap
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.succeeded = False
+
+    def reset(self, **kwargs) -> tuple[Any, dict[str, Any]]:
+        self.succeeded = False
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, reward, terminated, truncated, info = self.env.step(action)
+        if "success" in info:
+            self.succeeded = self.succeeded or bool(info["success"])
+            if (terminated or truncated) and "is_success" not in info:
+                info["is_success"] = self.succeeded
+        return observation, reward, terminated, truncated, info

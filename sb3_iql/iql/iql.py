@@ -1,0 +1,442 @@
+"""Implicit Q-Learning (Kostrikov, Nair, Levine, ICLR 2022) as a Stable-Baselines3 algorithm."""
+
+import math
+import time
+from typing import Any, ClassVar, TypeVar, Union
+
+import gymnasium as gym
+import minari
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
+from stable_baselines3.common.env_util import is_wrapped
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import configure_logger, polyak_update
+from stable_baselines3.common.vec_env import VecEnv
+
+from sb3_iql.common.buffers import TensorReplayBuffer
+from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
+from sb3_iql.common.offline_data import DatasetLike, check_spaces, dataset_transitions, load_minari_dataset
+from sb3_iql.common.wrappers import RecordSuccess
+from sb3_iql.iql.hyperparameters import paper_hyperparameters
+from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
+
+SelfIQL = TypeVar("SelfIQL", bound="IQL")
+
+# Dataset actions are kept strictly inside the action bounds, as the official implementation does.
+ACTION_CLIP = 1.0 - 1e-5
+STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "mean_advantage", "mean_weight")
+
+
+def expectile_loss(diff: th.Tensor, expectile: float) -> th.Tensor:
+    """
+    Asymmetric squared loss ``|tau - 1(u < 0)| u^2`` of ``u = diff`` (paper eq. 5).
+
+    :param diff: ``Q(s, a) - V(s)``
+    :param expectile: ``tau`` in (0, 1); 0.5 gives the mean squared error (up to a factor)
+    :return: The elementwise loss
+    """
+    weight = th.where(diff > 0, expectile, 1.0 - expectile)
+    return weight * diff.pow(2)
+
+
+class IQL(OffPolicyAlgorithm):
+    """
+    Implicit Q-Learning: offline RL from in-sample actions only, then online finetuning.
+
+    Paper: https://arxiv.org/abs/2110.06169. Official code: https://github.com/ikostrikov/implicit_q_learning.
+    ``learn_offline()`` trains from a Minari dataset; ``learn()`` is SB3's online training, which
+    keeps the dataset in the replay buffer and acts with the offline policy from the first step.
+
+    :param policy: The policy model to use (MlpPolicy, MultiInputPolicy, ...)
+    :param env: The environment to learn from (if registered in Gym, can be str). May be None
+        for offline training only: the dataset then gives the spaces.
+    :param learning_rate: Adam learning rate of the actor, critics and value network
+    :param buffer_size: Max number of transitions in the replay buffer (dataset and online data)
+    :param batch_size: Minibatch size of each gradient step
+    :param tau: Polyak rate of the target critics
+    :param gamma: The discount factor
+    :param train_freq: Update the model every ``train_freq`` steps online (int or tuple)
+    :param gradient_steps: Gradient steps per online rollout (-1: as many as env steps)
+    :param expectile: Expectile ``tau`` of the value regression (0.5: SARSA-like mean; toward 1: max over in-dataset actions)
+    :param beta: Inverse temperature of the advantage-weighted actor loss
+    :param max_weight: Cap of the exponentiated advantage ``exp(beta * A)``
+    :param actor_lr_schedule: ``"cosine"`` decays the actor lr to 0 over each ``learn_offline`` call
+        (paper offline runs); ``"constant"`` keeps it (finetuning config). Online it is always constant.
+    :param reward_scale: Rewards are used as ``r * reward_scale + reward_shift`` at sample time.
+        ``"return_range"`` sets the scale to ``1000 / (max - min episode return)`` of the dataset (paper, locomotion).
+    :param reward_shift: See ``reward_scale`` (paper: -1 on AntMaze)
+    :param replay_buffer_class: Replay buffer class (default: ``TensorReplayBuffer``)
+    :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation
+    :param stats_window_size: Window size for the rollout logging
+    :param tensorboard_log: The log location for tensorboard (if None, no logging)
+    :param policy_kwargs: Additional arguments for the policy on creation (``net_arch``, ``actor_dropout``, ...)
+    :param verbose: 0 no output, 1 info messages, 2 debug messages
+    :param seed: Seed for the pseudo random generators
+    :param device: Device (cpu, cuda, ...) on which the code should be run
+    :param _init_setup_model: Whether or not to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
+    policy: IQLPolicy
+    actor: GaussianActor
+    critic: EnsembleCritic
+    critic_target: EnsembleCritic
+    value: ValueNetwork
+    replay_buffer: TensorReplayBuffer
+
+    def __init__(
+        self,
+        policy: Union[str, type[IQLPolicy]],
+        env: Union[GymEnv, str, None],
+        learning_rate: Union[float, Schedule] = 3e-4,
+        buffer_size: int = 1_000_000,
+        batch_size: int = 256,
+        tau: float = 0.005,
+        gamma: float = 0.99,
+        train_freq: Union[int, tuple[int, str]] = 1,
+        gradient_steps: int = 1,
+        expectile: float = 0.7,
+        beta: float = 3.0,
+        max_weight: float = 100.0,
+        actor_lr_schedule: str = "cosine",
+        reward_scale: Union[float, str] = 1.0,
+        reward_shift: float = 0.0,
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: Union[th.device, str] = "auto",
+        _init_setup_model: bool = True,
+    ):
+        super().__init__(
+            policy,
+            env,  # type: ignore[arg-type]
+            learning_rate,
+            buffer_size,
+            learning_starts=0,  # act with the offline policy from the first online step
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            replay_buffer_class=replay_buffer_class or TensorReplayBuffer,  # type: ignore[arg-type]
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            seed=seed,
+            sde_support=False,
+            supported_action_spaces=(spaces.Box,),
+            support_multi_env=True,
+        )
+        if not 0.0 < expectile < 1.0:
+            raise ValueError(f"expectile must be in (0, 1), got {expectile}.")
+        if actor_lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"actor_lr_schedule must be 'cosine' or 'constant', got '{actor_lr_schedule}'.")
+        if isinstance(reward_scale, str) and reward_scale != "return_range":
+            raise ValueError(f"reward_scale must be a number or 'return_range', got '{reward_scale}'.")
+        self.expectile = expectile
+        self.beta = beta
+        self.max_weight = max_weight
+        self.actor_lr_schedule = actor_lr_schedule
+        self.reward_scale = reward_scale
+        self.reward_shift = reward_shift
+        # The numeric scale; "return_range" resolves it from the first dataset loaded.
+        self.reward_scale_factor = 1.0 if isinstance(reward_scale, str) else float(reward_scale)
+        self.offline_datasets: list[str] = []
+        if env is None:
+            # learn_offline() takes the spaces from the dataset.
+            self.observation_space, self.action_space, self.n_envs = None, None, 1  # type: ignore[assignment]
+        if _init_setup_model and self.observation_space is not None:
+            self._setup_model()
+
+    paper_hyperparameters = staticmethod(paper_hyperparameters)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._create_aliases()
+
+    def _create_aliases(self) -> None:
+        self.actor = self.policy.actor
+        self.critic = self.policy.critic
+        self.critic_target = self.policy.critic_target
+        self.value = self.policy.value
+
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        # Report gymnasium-robotics' info["success"] as SB3's info["is_success"].
+        if isinstance(env, gym.Env) and not is_wrapped(env, RecordSuccess):
+            env = RecordSuccess(env)
+        return OffPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
+    # -- the IQL update (Algorithm 1) -------------------------------------------------------
+    def _update(self, batch: ReplayBufferSamples) -> th.Tensor:
+        """One gradient step on V, then the actor, then Q, then the target critics; returns the step's statistics."""
+        obs, actions = batch.observations, batch.actions
+        rewards = batch.rewards.squeeze(-1) * self.reward_scale_factor + self.reward_shift
+        not_done = 1.0 - batch.dones.squeeze(-1)
+
+        with th.no_grad():
+            target_q = self.critic_target(obs, actions).min(dim=0).values
+
+        # V: expectile regression toward the target critics' minimum.
+        v = self.value(obs)
+        value_loss = expectile_loss(target_q - v, self.expectile).mean()
+        self._optimize(self.value.optimizer, value_loss)
+
+        # Actor: advantage-weighted regression on dataset actions, weighed with the V just updated.
+        with th.no_grad():
+            new_v, next_v = self.value(_concat_obs(obs, batch.next_observations)).chunk(2)
+            advantage = target_q - new_v
+            weight = th.exp(self.beta * advantage).clamp(max=self.max_weight)
+        actor_loss = -(weight * self.actor.log_prob(obs, actions)).mean()
+        self._optimize(self.actor.optimizer, actor_loss)
+
+        # Q: both critics regress to r + gamma * (1 - done) * V(s'); timeouts keep bootstrapping.
+        td_target = rewards + self.gamma * not_done * next_v
+        q = self.critic(obs, actions)
+        critic_loss = (q - td_target).pow(2).sum(dim=0).mean()
+        self._optimize(self.critic.optimizer, critic_loss)
+
+        polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        return th.stack([value_loss, actor_loss, critic_loss, v.mean(), q.mean(), advantage.mean(), weight.mean()]).detach()
+
+    @staticmethod
+    def _optimize(optimizer: th.optim.Optimizer, loss: th.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
+        for name, value in zip(STAT_NAMES, (stats_sum / max(n_steps, 1)).tolist()):
+            self.logger.record(f"train/{name}", value)
+        self.logger.record("train/actor_lr", self.actor.optimizer.param_groups[0]["lr"])
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+
+    # -- online training (SB3's learn) ------------------------------------------------------
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.value.optimizer])
+        stats_sum = th.zeros(len(STAT_NAMES), device=self.device)
+        for _ in range(gradient_steps):
+            stats_sum += self._update(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env))  # type: ignore[arg-type]
+        self._n_updates += gradient_steps
+        self._record_stats(stats_sum, gradient_steps)
+
+    def learn(
+        self: SelfIQL,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "IQL",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfIQL:
+        """
+        Online training (finetuning) in ``env``, with SB3's usual arguments. The replay buffer keeps
+        the offline data; new transitions are added to it as they are collected.
+        """
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )
+
+    # -- offline training -------------------------------------------------------------------
+    def learn_offline(
+        self: SelfIQL,
+        dataset: DatasetLike,
+        n_steps: int = 1_000_000,
+        callback: MaybeCallback = None,
+        eval_env: Union[GymEnv, str, None] = None,
+        eval_freq: int = 5000,
+        n_eval_episodes: int = 10,
+        log_interval: int = 1000,
+        tb_log_name: str = "IQL_offline",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+        download: bool = False,
+    ) -> SelfIQL:
+        """
+        Train from a Minari dataset for ``n_steps`` gradient steps.
+
+        The dataset goes into the replay buffer once (again only if it is another dataset), so a
+        later ``learn()`` finetunes on dataset and online data together. While this runs,
+        ``num_timesteps`` and callback calls count gradient steps.
+
+        :param dataset: A Minari dataset id, a path to a dataset folder, or a ``MinariDataset``
+        :param n_steps: Number of gradient steps
+        :param callback: Callback(s) called after every gradient step
+        :param eval_env: Env to evaluate in every ``eval_freq`` steps; ``"dataset"`` recovers the
+            dataset's evaluation env (``dataset.recover_environment(eval_env=True)``)
+        :param eval_freq: Evaluate every this many gradient steps
+        :param n_eval_episodes: Episodes per evaluation
+        :param log_interval: Log training statistics every this many gradient steps
+        :param tb_log_name: The name of the run for tensorboard
+        :param reset_num_timesteps: Whether to reset the step counter (and start a new tensorboard run)
+        :param progress_bar: Display a progress bar over gradient steps (tqdm and rich)
+        :param download: Download a dataset id that is not found locally
+        :return: The trained model
+        """
+        minari_dataset = load_minari_dataset(dataset, download=download)
+        self._load_dataset(minari_dataset)
+        callback = self._setup_offline_learn(
+            n_steps,
+            callback,
+            minari_dataset,
+            eval_env,
+            eval_freq,
+            n_eval_episodes,
+            tb_log_name,
+            reset_num_timesteps,
+            progress_bar,
+        )
+        total_timesteps = self._total_timesteps
+        callback.on_training_start(locals(), globals())
+        self.policy.set_training_mode(True)
+        start_step, log_steps = self.num_timesteps, 0
+        stats_sum = th.zeros(len(STAT_NAMES), device=self.device)
+        while self.num_timesteps < total_timesteps:
+            self._set_offline_actor_lr(self.num_timesteps - start_step, total_timesteps - start_step)
+            stats_sum += self._update(self.replay_buffer.sample(self.batch_size))
+            self.num_timesteps += 1
+            self._n_updates += 1
+            log_steps += 1
+            if not callback.on_step():
+                break
+            if log_interval > 0 and self.num_timesteps % log_interval == 0:
+                self._dump_offline_logs(stats_sum, log_steps)
+                stats_sum.zero_()
+                log_steps = 0
+        if log_steps:
+            self._dump_offline_logs(stats_sum, log_steps)
+        callback.on_training_end()
+        return self
+
+    def _load_dataset(self, dataset: minari.MinariDataset) -> None:
+        """Set up the model from the dataset's spaces if it has no env, check spaces, and fill the buffer."""
+        if self.observation_space is None:
+            self.observation_space, self.action_space = dataset.observation_space, dataset.action_space
+            if not isinstance(self.action_space, spaces.Box):
+                raise ValueError(f"IQL needs Box actions; dataset '{dataset.spec.dataset_id}' has {self.action_space}.")
+            if isinstance(self.observation_space, spaces.Dict) and self.policy_class is MlpPolicy:
+                raise ValueError(f"Dataset '{dataset.spec.dataset_id}' has Dict observations: use 'MultiInputPolicy'.")
+            self._setup_model()
+        check_spaces(dataset, self.observation_space, self.action_space)
+        dataset_id = dataset.spec.dataset_id
+        if dataset_id in self.offline_datasets and self.replay_buffer.size() > 0:
+            return
+        if not hasattr(self.replay_buffer, "extend"):
+            raise TypeError(
+                f"learn_offline needs a replay buffer with extend(); {type(self.replay_buffer).__name__} has none."
+            )
+        transitions = dataset_transitions(dataset)
+        if self.reward_scale == "return_range" and not self.offline_datasets:
+            return_range = float(np.ptp(transitions.episode_returns))
+            if return_range <= 0:
+                raise ValueError(
+                    f"reward_scale='return_range' needs episodes of different returns; '{dataset_id}' has one return."
+                )
+            self.reward_scale_factor = 1000.0 / return_range
+        actions = np.clip(self.policy.scale_action(transitions.actions), -ACTION_CLIP, ACTION_CLIP)
+        self.replay_buffer.extend(
+            transitions.observations,
+            transitions.next_observations,
+            actions,
+            transitions.rewards,
+            transitions.dones,
+            transitions.timeouts,
+        )
+        self.offline_datasets.append(dataset_id)
+        if self.verbose >= 1:
+            print(f"Loaded {len(transitions)} transitions ({len(transitions.episode_returns)} episodes) of '{dataset_id}'")
+
+    def _setup_offline_learn(
+        self,
+        n_steps: int,
+        callback: MaybeCallback,
+        dataset: minari.MinariDataset,
+        eval_env: Union[GymEnv, str, None],
+        eval_freq: int,
+        n_eval_episodes: int,
+        tb_log_name: str,
+        reset_num_timesteps: bool,
+        progress_bar: bool,
+    ) -> BaseCallback:
+        """Counters, logger and callbacks as SB3's ``_setup_learn``, without touching the env."""
+        self.start_time = time.time_ns()
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = self.num_timesteps + n_steps
+        self._num_timesteps_at_start = self.num_timesteps
+        if not self._custom_logger:
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
+        callbacks: list[BaseCallback] = []
+        if callback is not None:
+            callbacks += callback if isinstance(callback, list) else [callback]
+        if eval_env is not None:
+            if eval_env == "dataset":
+                eval_env = dataset.recover_environment(eval_env=True)
+            elif isinstance(eval_env, str):
+                eval_env = gym.make(eval_env)
+            callbacks.append(IQLEvalCallback(eval_env, dataset, eval_freq, n_eval_episodes, verbose=self.verbose))
+        if progress_bar:
+            callbacks.append(OfflineProgressBarCallback())
+        callback_list = CallbackList([c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in callbacks])
+        callback_list.init_callback(self)
+        return callback_list
+
+    def _set_offline_actor_lr(self, step: int, n_steps: int) -> None:
+        base_lr = self.lr_schedule(1.0)
+        if self.actor_lr_schedule == "cosine":
+            base_lr *= 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
+        for group in self.actor.optimizer.param_groups:
+            group["lr"] = base_lr
+
+    def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int) -> None:
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+        self._record_stats(stats_sum, n_steps)
+        self.logger.record("time/gradient_steps", self.num_timesteps)
+        self.logger.record("time/steps_per_second", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    # -- saving -----------------------------------------------------------------------------
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "value"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        return ["policy", "actor.optimizer", "critic.optimizer", "value.optimizer"], []
+
+    def predict_value(self, observation: Union[np.ndarray, dict[str, np.ndarray]]) -> np.ndarray:
+        """
+        :param observation: A batch of observations (or one)
+        :return: ``V(s)`` for each observation
+        """
+        self.policy.set_training_mode(False)
+        obs_tensor, _ = self.policy.obs_to_tensor(observation)
+        with th.no_grad():
+            return self.value(obs_tensor).cpu().numpy()
+
+
+def _concat_obs(first: PyTorchObs, second: PyTorchObs) -> PyTorchObs:
+    """Stack two observation batches so one forward pass serves both."""
+    if isinstance(first, dict):
+        return {key: th.cat([first[key], second[key]]) for key in first}  # type: ignore[index]
+    return th.cat([first, second])  # type: ignore[list-item]
