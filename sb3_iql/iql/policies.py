@@ -1,5 +1,6 @@
 """IQL networks: a Gaussian actor with a tanh mean, twin Q critics as one ensemble, and a state value V."""
 
+import itertools
 import math
 from typing import Any, Union
 
@@ -174,7 +175,7 @@ class EnsembleCritic(BaseModel):
         self.n_critics = n_critics
         sizes = [features_dim + int(np.prod(action_space.shape)), *net_arch]
         layers: list[nn.Module] = []
-        for in_size, out_size in zip(sizes[:-1], sizes[1:]):
+        for in_size, out_size in itertools.pairwise(sizes):
             layers += [EnsembleLinear(n_critics, in_size, out_size), activation_fn()]
         layers.append(EnsembleLinear(n_critics, sizes[-1], 1))
         self.q_networks = nn.Sequential(*layers)
