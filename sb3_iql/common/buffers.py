@@ -5,7 +5,7 @@ from typing import Any, Union
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import BaseBuffer
+from stable_baselines3.common.buffers import BaseBuffer, ReplayBuffer
 from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
@@ -17,7 +17,7 @@ TensorOrDict = Union[th.Tensor, dict[str, th.Tensor]]
 MIN_GROWTH = 4096
 
 
-class TensorReplayBuffer(BaseBuffer):
+class TensorReplayBuffer(ReplayBuffer):
     """
     FIFO replay buffer for Box and Dict observations, stored as float32 tensors on ``device``.
 
@@ -25,10 +25,10 @@ class TensorReplayBuffer(BaseBuffer):
     ``i * n_envs + j``, with ``observations``, ``next_observations``, ``actions``, ``rewards``,
     ``dones`` and ``timeouts``. Sampling draws indices on the device, so a batch never goes
     through numpy. Storage is allocated on first write and grows with the data, up to
-    ``buffer_size`` rows, so a model loaded for inference holds no buffer memory and an
+    ``buffer_size`` transitions, so a model loaded for inference holds no buffer memory and an
     offline dataset takes exactly its own size.
 
-    :param buffer_size: Max number of rows (each holds ``n_envs`` transitions)
+    :param buffer_size: Max number of transitions (as in SB3, split in rows of ``n_envs``)
     :param observation_space: Observation space (``Box`` or ``Dict`` of ``Box``)
     :param action_space: Action space
     :param device: PyTorch device where the transitions live
@@ -56,9 +56,12 @@ class TensorReplayBuffer(BaseBuffer):
     ):
         if optimize_memory_usage:
             raise ValueError("TensorReplayBuffer stores next observations explicitly; use optimize_memory_usage=False.")
-        super().__init__(buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        # ReplayBuffer.__init__ would allocate numpy arrays of the full size: set up as its base does.
+        BaseBuffer.__init__(self, buffer_size, observation_space, action_space, device, n_envs=n_envs)
+        # As SB3's ReplayBuffer: buffer_size counts transitions, split in rows of n_envs.
+        self.buffer_size = max(buffer_size // n_envs, 1)
         self.handle_timeout_termination = handle_timeout_termination
-        self.capacity = buffer_size * n_envs
+        self.capacity = self.buffer_size * n_envs
         self.allocated = 0
         self.n_stored = 0
         self.write_index = 0
@@ -170,7 +173,7 @@ class TensorReplayBuffer(BaseBuffer):
 
     def reset(self) -> None:
         """Forget every stored transition (the storage stays allocated)."""
-        super().reset()
+        BaseBuffer.reset(self)
         self.n_stored = 0
         self.write_index = 0
 

@@ -1,0 +1,46 @@
+"""Train IQL offline on a small Pendulum dataset that this example builds itself, and evaluate it.
+
+python examples/offline.py --steps 5000
+"""
+
+import argparse
+
+import minari
+import numpy as np
+from pendulum_data import make_dataset
+
+from sb3_iql import IQL, IQLEvalCallback
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5000, help="offline gradient steps")
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    dataset = make_dataset()
+    returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
+    data_score = 100 * minari.get_normalized_score(dataset, returns).mean()
+    print(
+        f"dataset {dataset.spec.dataset_id}: {dataset.total_steps} transitions, normalized score of the data {data_score:.1f}"
+    )
+
+    # No env needed to train: the dataset gives the spaces; its recorded env evaluates.
+    model = IQL("MlpPolicy", None, seed=args.seed, verbose=0, **IQL.paper_hyperparameters("locomotion"))
+    evaluation = IQLEvalCallback(
+        dataset.recover_environment(), dataset, eval_freq=max(args.steps // 5, 1), n_eval_episodes=args.eval_episodes
+    )
+    model.learn_offline(dataset, n_steps=args.steps, callback=evaluation, progress_bar=True)
+    for result in evaluation.evaluations:
+        print(
+            f"step {int(result['timesteps']):>7}: return {result['mean_reward']:8.1f}, normalized score {result['normalized_score']:6.1f}"
+        )
+    model.save("iql_pendulum_offline")
+    print(
+        f"IQL offline normalized score {evaluation.evaluations[-1]['normalized_score']:.1f} (data {data_score:.1f}); saved to iql_pendulum_offline.zip"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+import os
+import warnings
+from collections.abc import Callable, Sequence
+
+import gymnasium as gym
+import gymnasium_robotics
+import minari
+import numpy as np
+import pytest
+import torch as th
+from minari.data_collector.episode_buffer import EpisodeBuffer
+
+gym.register_envs(gymnasium_robotics)
+th.set_num_threads(1)
+warnings.filterwarnings("ignore", module="minari")
+
+
+@pytest.fixture(autouse=True)
+def minari_root(tmp_path, monkeypatch):
+    """Every test gets its own empty Minari datasets folder and no network."""
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return root
+
+
+def rollout_episodes(env: gym.Env, n_episodes: int, policy: Callable | None = None, seed: int = 0) -> list[EpisodeBuffer]:
+    """Roll out ``policy`` (random if None) into Minari episode buffers."""
+    env.action_space.seed(seed)
+    episodes = []
+    for episode in range(n_episodes):
+        observation, _ = env.reset(seed=seed + episode)
+        observations, actions, rewards, terminations, truncations = [observation], [], [], [], []
+        done = False
+        while not done:
+            action = env.action_space.sample() if policy is None else policy(observation)
+            observation, reward, terminated, truncated, _ = env.step(action)
+            observations.append(observation)
+            actions.append(action)
+            rewards.append(reward)
+            terminations.append(terminated)
+            truncations.append(truncated)
+            done = terminated or truncated
+        episodes.append(
+            EpisodeBuffer(
+                observations=_stack(observations),
+                actions=np.array(actions),
+                rewards=np.array(rewards),
+                terminations=np.array(terminations),
+                truncations=np.array(truncations),
+            )
+        )
+    return episodes
+
+
+def _stack(observations: Sequence):
+    if isinstance(observations[0], dict):
+        return {key: np.array([obs[key] for obs in observations]) for key in observations[0]}
+    return np.array(observations)
+
+
+@pytest.fixture
+def pendulum_dataset() -> minari.MinariDataset:
+    """8 random Pendulum episodes of 50 steps: Box observations, actions in [-2, 2]."""
+    env = gym.make("Pendulum-v1", max_episode_steps=50)
+    return minari.create_dataset_from_buffers(
+        "tests/pendulum/random-v0", rollout_episodes(env, 8), env=env, ref_min_score=-1200.0, ref_max_score=-150.0
+    )
+
+
+@pytest.fixture
+def pointmaze_dataset() -> minari.MinariDataset:
+    """4 random PointMaze episodes of 40 steps: Dict observations."""
+    env = gym.make("PointMaze_UMaze-v3", max_episode_steps=40)
+    return minari.create_dataset_from_buffers(
+        "tests/pointmaze/random-v0", rollout_episodes(env, 4), env=env, ref_min_score=0.0, ref_max_score=40.0
+    )
+
+
+def two_step_episodes(n_episodes: int, seed: int = 0) -> list[EpisodeBuffer]:
+    """
+    A two-step MDP: from s0 any action leads to s1 with reward 0; at s1 the logged actions are
+    +0.8 (reward 1) and -0.8 (reward 0), half each, then the episode terminates.
+    The best in-dataset return is 1 from s1 and gamma from s0; the average is half that.
+    """
+    rng = np.random.default_rng(seed)
+    s0, s1, end = [1.0, 0.0], [0.0, 1.0], [0.0, 0.0]
+    episodes = []
+    for _ in range(n_episodes):
+        good = rng.random() < 0.5
+        episodes.append(
+            EpisodeBuffer(
+                observations=np.array([s0, s1, end], dtype=np.float32),
+                actions=np.array([[rng.uniform(-1, 1)], [0.8 if good else -0.8]], dtype=np.float32),
+                rewards=np.array([0.0, 1.0 if good else 0.0]),
+                terminations=np.array([False, True]),
+                truncations=np.array([False, False]),
+            )
+        )
+    return episodes
+
+
+@pytest.fixture
+def two_step_dataset() -> minari.MinariDataset:
+    space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    return minari.create_dataset_from_buffers(
+        "tests/two-step-v0",
+        two_step_episodes(200),
+        observation_space=space,
+        action_space=gym.spaces.Box(-1.0, 1.0, (1,), np.float32),
+    )
+
+
+def pytest_report_header(config):
+    return f"MINARI datasets: per-test temp dirs; torch {th.__version__}; threads {th.get_num_threads()}; cwd {os.getcwd()}"

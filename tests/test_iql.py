@@ -1,0 +1,314 @@
+import gymnasium as gym
+import minari
+import numpy as np
+import pytest
+import torch as th
+from conftest import rollout_episodes, two_step_episodes
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from sb3_iql import IQL, IQLEvalCallback
+from sb3_iql.iql.iql import expectile_loss
+
+SMALL = {"net_arch": [32, 32]}
+
+
+def small_iql(env, **kwargs) -> IQL:
+    kwargs.setdefault("policy_kwargs", SMALL)
+    kwargs.setdefault("batch_size", 32)
+    return IQL(kwargs.pop("policy", "MlpPolicy"), env, seed=0, device="cpu", **kwargs)
+
+
+def test_box_dataset_fills_buffer_with_scaled_actions(pendulum_dataset):
+    model = small_iql(gym.make("Pendulum-v1"))
+    model.learn_offline("tests/pendulum/random-v0", n_steps=5)
+    buffer = model.replay_buffer
+    episodes = list(pendulum_dataset.iterate_episodes())
+    assert buffer.size() == pendulum_dataset.total_steps == 400
+    first = episodes[0]
+    # Pendulum acts in [-2, 2]: the buffer holds the policy's [-1, 1] scale.
+    np.testing.assert_allclose(buffer.actions[:50].numpy(), np.clip(first.actions / 2.0, -1 + 1e-5, 1 - 1e-5), atol=1e-6)
+    np.testing.assert_allclose(buffer.observations[:50].numpy(), first.observations[:-1], rtol=1e-6)
+    np.testing.assert_allclose(buffer.next_observations[:50].numpy(), first.observations[1:], rtol=1e-6)
+    np.testing.assert_allclose(buffer.rewards[:50].numpy(), first.rewards, rtol=1e-6)
+    # Every episode ends in a time-limit truncation: done, but the TD target bootstraps.
+    assert buffer.dones.sum().item() == 8 and buffer.timeouts.sum().item() == 8
+    assert buffer.dones[49].item() == 1.0 and buffer.timeouts[49].item() == 1.0
+    # Predictions come back in the env's action bounds.
+    action, _ = model.predict(first.observations[0], deterministic=True)
+    assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
+
+
+def test_dict_observations_with_multi_input_policy(pointmaze_dataset):
+    env = gym.make("PointMaze_UMaze-v3", max_episode_steps=40)
+    model = small_iql(env, policy="MultiInputPolicy")
+    model.learn_offline(pointmaze_dataset, n_steps=20)
+    buffer = model.replay_buffer
+    assert set(buffer.observations) == {"achieved_goal", "desired_goal", "observation"}
+    assert buffer.size() == 160 and buffer.observations["observation"].shape[1:] == (4,)
+    episode = pointmaze_dataset[0]
+    np.testing.assert_allclose(
+        buffer.observations["achieved_goal"][:40].numpy(), episode.observations["achieved_goal"][:-1], rtol=1e-6
+    )
+    obs, _ = env.reset(seed=3)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == (2,)
+    assert np.isfinite(model.predict_value(obs)).all()
+
+
+def test_env_less_model_takes_spaces_from_dataset(pendulum_dataset):
+    model = small_iql(None)
+    assert model.observation_space is None
+    model.learn_offline(pendulum_dataset, n_steps=10, progress_bar=True)
+    assert model.observation_space.shape == (3,) and model.action_space.high[0] == 2.0
+    assert model.num_timesteps == 10 and model._n_updates == 10
+    action, _ = model.predict(np.zeros(3, np.float32), deterministic=True)
+    assert -2.0 <= action[0] <= 2.0
+
+
+def test_env_less_dict_dataset_needs_multi_input_policy(pointmaze_dataset):
+    with pytest.raises(ValueError, match="MultiInputPolicy"):
+        small_iql(None).learn_offline(pointmaze_dataset, n_steps=1)
+
+
+def test_offline_online_save_load_round_trip(pendulum_dataset, tmp_path):
+    env = gym.make("Pendulum-v1", max_episode_steps=50)
+    model = small_iql(env, learning_rate=1e-3)
+    model.learn_offline(pendulum_dataset, n_steps=50)
+    model.learn(100)
+    # Online rows are appended after the dataset; the dataset stays in the buffer.
+    assert model.replay_buffer.size() == 400 + 100
+    assert model._n_updates == 150
+    path = tmp_path / "iql"
+    model.save(path)
+    model.save_replay_buffer(tmp_path / "buffer")
+
+    loaded = IQL.load(path, env=env, device="cpu")
+    assert loaded.replay_buffer.allocated == 0, "loading for inference must not allocate the buffer"
+    observations = np.stack([env.observation_space.sample() for _ in range(16)])
+    np.testing.assert_array_equal(
+        model.predict(observations, deterministic=True)[0], loaded.predict(observations, deterministic=True)[0]
+    )
+    np.testing.assert_array_equal(model.predict_value(observations), loaded.predict_value(observations))
+    for name in ("critic", "critic_target", "value", "actor"):
+        for a, b in zip(getattr(model, name).state_dict().values(), getattr(loaded, name).state_dict().values()):
+            assert th.equal(a, b)
+    for name in ("actor", "critic", "value"):
+        saved = getattr(model, name).optimizer.state_dict()["state"]
+        restored = getattr(loaded, name).optimizer.state_dict()["state"]
+        assert th.equal(saved[0]["exp_avg"], restored[0]["exp_avg"])
+    assert loaded.reward_scale_factor == model.reward_scale_factor and loaded.expectile == model.expectile
+
+    loaded.load_replay_buffer(tmp_path / "buffer")
+    assert loaded.replay_buffer.size() == 500
+    np.testing.assert_array_equal(loaded.replay_buffer.rewards.numpy(), model.replay_buffer.rewards[:500].numpy())
+    # The loaded model continues both offline (same dataset: not loaded twice) and online.
+    loaded.learn_offline(pendulum_dataset, n_steps=5)
+    assert loaded.replay_buffer.size() == 500
+    loaded.learn(20)
+    assert loaded.replay_buffer.size() == 520
+
+
+def test_online_learning_starts_from_the_offline_policy(pendulum_dataset):
+    env = gym.make("Pendulum-v1", max_episode_steps=50)
+    model = small_iql(env)
+    model.learn_offline(pendulum_dataset, n_steps=5)
+    assert model.learning_starts == 0
+    obs = model.env.reset()
+    model._last_obs = obs
+    th.manual_seed(0)
+    _, buffer_action = model._sample_action(learning_starts=0, n_envs=1)
+    th.manual_seed(0)
+    expected = model.policy.actor(model.policy.obs_to_tensor(obs)[0], deterministic=False).detach().numpy()
+    np.testing.assert_allclose(buffer_action, expected, rtol=1e-6)
+
+
+def test_works_with_vec_env_and_evaluate_policy(pendulum_dataset):
+    vec_env = DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)] * 2)
+    model = small_iql(vec_env)
+    model.learn_offline(pendulum_dataset, n_steps=5)
+    model.learn(40)
+    assert model.replay_buffer.size() == 200 + 20  # SB3 counts rows of n_envs transitions
+    mean_reward, _ = evaluate_policy(model, vec_env, n_eval_episodes=2)
+    assert -50 * 17 < mean_reward <= 0
+
+
+def test_offline_eval_logs_normalized_score_and_success(pointmaze_dataset, tmp_path):
+    env = gym.make("PointMaze_UMaze-v3", max_episode_steps=40)
+    model = small_iql(env, policy="MultiInputPolicy", tensorboard_log=str(tmp_path))
+    eval_callback = IQLEvalCallback(
+        gym.make("PointMaze_UMaze-v3", max_episode_steps=40), pointmaze_dataset, eval_freq=10, n_eval_episodes=2
+    )
+    model.learn_offline(pointmaze_dataset, n_steps=20, callback=eval_callback)
+    assert [e["timesteps"] for e in eval_callback.evaluations] == [10.0, 20.0]
+    last = eval_callback.evaluations[-1]
+    assert last["normalized_score"] == pytest.approx(100 * last["mean_reward"] / 40.0)
+    assert last["success_rate"] in (0.0, 0.5, 1.0)
+    assert any(tmp_path.glob("IQL_offline_1/events.out.tfevents.*"))
+
+
+def test_eval_env_from_dataset_and_progress_bar(pendulum_dataset, capsys):
+    model = small_iql(None, verbose=1)
+    model.learn_offline(
+        pendulum_dataset, n_steps=20, eval_env="dataset", eval_freq=20, n_eval_episodes=1, log_interval=10, progress_bar=True
+    )
+    out = capsys.readouterr().out
+    assert "eval/" in out and "normalized_score" in out and "train/" in out and "value_loss" in out
+
+
+def test_cosine_actor_lr_decays_over_the_offline_steps(pendulum_dataset):
+    model = small_iql(None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k != "policy_kwargs"})
+    model.learn_offline(pendulum_dataset, n_steps=10)
+    # The last of 10 steps ran at 0.5 * (1 + cos(pi * 9 / 10)) of the base lr.
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * 0.5 * (1 + np.cos(np.pi * 0.9)))
+    assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
+    constant = small_iql(None, actor_lr_schedule="constant")
+    constant.learn_offline(pendulum_dataset, n_steps=10)
+    assert constant.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
+
+
+def test_reward_preprocessing(pendulum_dataset):
+    returns = [ep.rewards.sum() for ep in pendulum_dataset.iterate_episodes()]
+    locomotion = small_iql(None, reward_scale="return_range")
+    locomotion.learn_offline(pendulum_dataset, n_steps=1)
+    assert locomotion.reward_scale_factor == pytest.approx(1000.0 / (max(returns) - min(returns)), rel=1e-6)
+    antmaze = small_iql(None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k != "policy_kwargs"})
+    assert (antmaze.reward_scale_factor, antmaze.reward_shift) == (1.0, -1.0)
+    # Stored rewards are raw: the transform happens at sample time, for offline and online rows alike.
+    antmaze.learn_offline(pendulum_dataset, n_steps=1)
+    np.testing.assert_allclose(antmaze.replay_buffer.rewards[:50].numpy(), pendulum_dataset[0].rewards, rtol=1e-6)
+
+
+def test_paper_hyperparameters():
+    locomotion = IQL.paper_hyperparameters("locomotion")
+    assert (locomotion["expectile"], locomotion["beta"], locomotion["reward_scale"]) == (0.7, 3.0, "return_range")
+    antmaze = IQL.paper_hyperparameters("antmaze")
+    assert (antmaze["expectile"], antmaze["beta"], antmaze["reward_shift"]) == (0.9, 10.0, -1.0)
+    for domain in ("kitchen", "adroit"):
+        preset = IQL.paper_hyperparameters(domain)
+        assert (preset["expectile"], preset["beta"], preset["policy_kwargs"]["actor_dropout"]) == (0.7, 0.5, 0.1)
+    for domain in ("antmaze_finetune", "adroit_finetune"):
+        preset = IQL.paper_hyperparameters(domain)
+        assert (preset["expectile"], preset["beta"], preset["actor_lr_schedule"]) == (0.9, 10.0, "constant")
+    for domain in ("locomotion", "antmaze", "kitchen", "adroit"):
+        preset = IQL.paper_hyperparameters(domain)
+        assert preset["actor_lr_schedule"] == "cosine"
+        assert (preset["learning_rate"], preset["batch_size"], preset["gamma"], preset["tau"], preset["max_weight"]) == (
+            3e-4,
+            256,
+            0.99,
+            0.005,
+            100.0,
+        )
+        assert preset["policy_kwargs"]["net_arch"] == [256, 256]
+    with pytest.raises(ValueError, match="Unknown domain"):
+        IQL.paper_hyperparameters("atari")
+    model = IQL("MlpPolicy", gym.make("Pendulum-v1"), **IQL.paper_hyperparameters("adroit"))
+    assert any(isinstance(m, th.nn.Dropout) and m.p == 0.1 for m in model.actor.modules())
+
+
+def test_expectile_loss_minimiser_is_the_expectile():
+    rng = np.random.default_rng(0)
+    sample = rng.gamma(2.0, 1.0, size=500)
+    for tau in (0.1, 0.5, 0.7, 0.9, 0.99):
+        # The tau-expectile solves tau * E[(x - e)+] = (1 - tau) * E[(e - x)+]; bisection finds it directly.
+        low, high = sample.min(), sample.max()
+        for _ in range(100):
+            e = (low + high) / 2
+            excess = tau * np.clip(sample - e, 0, None).sum() - (1 - tau) * np.clip(e - sample, 0, None).sum()
+            low, high = (e, high) if excess > 0 else (low, e)
+        v = th.zeros(1, dtype=th.float64, requires_grad=True)
+        x = th.as_tensor(sample)
+        optimizer = th.optim.LBFGS([v], max_iter=200, tolerance_grad=1e-12, tolerance_change=1e-14)
+
+        def closure():
+            optimizer.zero_grad()
+            loss = expectile_loss(x - v, tau).mean()
+            loss.backward()
+            return loss
+
+        optimizer.step(closure)
+        assert v.item() == pytest.approx(e, abs=1e-6)
+    assert sample.mean() == pytest.approx(e if tau == 0.5 else sample.mean())
+
+
+def train_two_step(dataset, expectile: float, n_steps: int = 1500) -> IQL:
+    model = IQL(
+        "MlpPolicy",
+        None,
+        expectile=expectile,
+        beta=10.0,
+        learning_rate=1e-3,
+        batch_size=64,
+        actor_lr_schedule="constant",
+        policy_kwargs={"net_arch": [64, 64]},
+        seed=0,
+        device="cpu",
+    )
+    model.learn_offline(dataset, n_steps=n_steps)
+    return model
+
+
+def test_value_approaches_best_in_dataset_return_as_expectile_goes_to_one(two_step_dataset):
+    s0, s1 = np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32)
+    values = {tau: train_two_step(two_step_dataset, tau).predict_value(np.stack([s0, s1])) for tau in (0.5, 0.9, 0.99)}
+    # tau = 0.5 is SARSA-style evaluation of the behaviour policy: the average return 0.5.
+    assert values[0.5][1] == pytest.approx(0.5, abs=0.1)
+    assert values[0.5][0] == pytest.approx(0.99 * 0.5, abs=0.1)
+    # As tau -> 1, V(s) approaches the best in-dataset return: 1 at s1, gamma at s0.
+    assert values[0.9][1] == pytest.approx(0.9, abs=0.07)
+    assert values[0.99][1] > 0.93 and values[0.99][0] > 0.9
+    assert values[0.5][1] < values[0.9][1] < values[0.99][1]
+
+
+def test_extracted_policy_prefers_the_better_logged_action(two_step_dataset):
+    model = train_two_step(two_step_dataset, expectile=0.9)
+    action, _ = model.predict(np.array([0.0, 1.0], np.float32), deterministic=True)
+    # The logged actions are +0.8 (reward 1) and -0.8 (reward 0), half each; BC would output ~0.
+    assert action[0] > 0.6
+
+
+def test_missing_dataset_id_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="not found locally.*download=True"):
+        small_iql(None).learn_offline("tests/does-not-exist-v0", n_steps=1)
+
+
+def test_folder_that_is_not_a_dataset_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a Minari dataset"):
+        small_iql(None).learn_offline(tmp_path, n_steps=1)
+
+
+def test_dataset_path_is_accepted(pendulum_dataset, minari_root):
+    model = small_iql(None)
+    model.learn_offline(minari_root / "tests" / "pendulum" / "random-v0", n_steps=1)
+    assert model.replay_buffer.size() == 400
+
+
+def test_space_mismatch_is_a_clear_error(pendulum_dataset):
+    with pytest.raises(ValueError, match="Observation space.*shape"):
+        small_iql(gym.make("MountainCarContinuous-v0")).learn_offline(pendulum_dataset, n_steps=1)
+    rescaled = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
+    with pytest.raises(ValueError, match="Action space.*bounds"):
+        small_iql(rescaled).learn_offline(pendulum_dataset, n_steps=1)
+
+
+def test_nan_rewards_are_a_clear_error_and_leave_the_buffer_untouched():
+    env = gym.make("Pendulum-v1", max_episode_steps=10)
+    episodes = rollout_episodes(env, 2)
+    episodes[1].rewards[3] = np.nan
+    dataset = minari.create_dataset_from_buffers("tests/nan-v0", episodes, env=env)
+    model = small_iql(None)
+    with pytest.raises(ValueError, match="NaN/inf values in rewards.*transition 13"):
+        model.learn_offline(dataset, n_steps=1)
+    assert model.replay_buffer.size() == 0
+
+
+def test_empty_dataset_is_a_clear_error():
+    dataset = minari.create_dataset_from_buffers("tests/empty-v0", [], env="Pendulum-v1")
+    with pytest.raises(ValueError, match="holds no transitions"):
+        small_iql(None).learn_offline(dataset, n_steps=1)
+
+
+def test_two_step_helper_is_a_valid_dataset():
+    episodes = two_step_episodes(10)
+    assert all(len(episode.rewards) == 2 for episode in episodes)
