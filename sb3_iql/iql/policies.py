@@ -278,6 +278,9 @@ class IQLPolicy(BasePolicy):
         )
         if net_arch is None:
             net_arch = [256, 256]
+        if optimizer_class is th.optim.Adam and not optimizer_kwargs:
+            # One fused kernel per step instead of a dozen small ones per parameter (CPU and CUDA).
+            self.optimizer_kwargs = {"fused": True}
         self.net_arch = net_arch
         self.arch = net_arch if isinstance(net_arch, dict) else {"pi": net_arch, "qf": net_arch, "vf": net_arch}
         self.activation_fn = activation_fn

@@ -1,0 +1,93 @@
+"""The optimised gradient step against a straightforward formulation of the paper's Algorithm 1."""
+
+import copy
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+import torch.nn.functional as F
+
+from sb3_iql import IQL
+
+
+def make_model(observation_space: gym.Space, compile_update: bool = False) -> IQL:
+    model = IQL("MlpPolicy", None, expectile=0.8, beta=3.0, seed=0, device="cpu", compile_update=compile_update)
+    model.observation_space, model.action_space = observation_space, gym.spaces.Box(-1, 1, (3,), np.float32)
+    model._setup_model()
+    rng = np.random.default_rng(0)
+    n = 64
+    dones = rng.random(n) < 0.3
+    model.replay_buffer.extend(
+        rng.normal(size=(n, 5)).astype(np.float32),
+        rng.normal(size=(n, 5)).astype(np.float32),
+        rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+        rng.normal(size=n).astype(np.float32),
+        dones,
+        dones & (rng.random(n) < 0.5),
+    )
+    return model
+
+
+def reference_step(model: IQL, batch) -> dict[str, float]:
+    """Algorithm 1 written plainly: three backward passes, each critic on its own, torch's Normal log-prob."""
+    actor, critic, target, value = (
+        copy.deepcopy(net) for net in (model.actor, model.critic, model.critic_target, model.value)
+    )
+    # The same Adam (state included): what differs is how the losses and backward passes are written.
+    optimizers = {}
+    for name, net, source in [("v", value, model.value), ("pi", actor, model.actor), ("q", critic, model.critic)]:
+        optimizers[name] = th.optim.Adam(net.parameters(), lr=3e-4, fused=True)
+        # A deep copy: load_state_dict would share the live "step" tensors with the model's optimizer.
+        optimizers[name].load_state_dict(copy.deepcopy(source.optimizer.state_dict()))
+    obs, actions, next_obs = batch.observations, batch.actions, batch.next_observations
+    rewards, not_done = batch.rewards.squeeze(-1), 1 - batch.dones.squeeze(-1)
+
+    with th.no_grad():
+        q1_t, q2_t = target(obs, actions)
+        q_t = th.minimum(q1_t, q2_t)
+    v = value(obs)
+    u = q_t - v
+    value_loss = (th.abs(model.expectile - (u < 0).float()) * u**2).mean()
+    optimizers["v"].zero_grad()
+    value_loss.backward()
+    optimizers["v"].step()
+
+    with th.no_grad():
+        weight = th.exp(model.beta * (q_t - value(obs))).clamp(max=100.0)
+    mean, log_std = actor.mean_and_log_std(obs)
+    log_prob = th.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+    actor_loss = -(weight * log_prob).mean()
+    optimizers["pi"].zero_grad()
+    actor_loss.backward()
+    optimizers["pi"].step()
+
+    with th.no_grad():
+        td_target = rewards + model.gamma * not_done * value(next_obs)
+    q1, q2 = critic(obs, actions)
+    critic_loss = F.mse_loss(q1, td_target) + F.mse_loss(q2, td_target)
+    optimizers["q"].zero_grad()
+    critic_loss.backward()
+    optimizers["q"].step()
+    with th.no_grad():
+        for p, tp in zip(critic.parameters(), target.parameters()):
+            tp.mul_(1 - model.tau).add_(model.tau * p)
+    return {
+        "losses": [value_loss.item(), actor_loss.item(), critic_loss.item()],
+        "networks": {"value": value, "actor": actor, "critic": critic, "critic_target": target},
+    }
+
+
+@pytest.mark.parametrize("compile_update", [False, True], ids=["eager", "compiled"])
+def test_update_matches_straightforward_algorithm_1(compile_update):
+    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update)
+    for _ in range(3):  # a few steps so Adam's moments and the target critics are not at their initial values
+        model._gradient_step(model.replay_buffer.sample(32))
+    batch = model.replay_buffer.sample(32)
+    model.policy.set_training_mode(True)
+    expected = reference_step(model, batch)
+    stats = model._gradient_step(batch)
+    np.testing.assert_allclose(stats[:3].numpy(), expected["losses"], rtol=1e-5, atol=1e-6)
+    for name, network in expected["networks"].items():
+        for p_model, p_expected in zip(getattr(model, name).parameters(), network.parameters()):
+            np.testing.assert_allclose(p_model.detach().numpy(), p_expected.detach().numpy(), rtol=1e-5, atol=1e-6)
