@@ -4,7 +4,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import gymnasium as gym
 import minari
