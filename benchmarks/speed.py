@@ -1,0 +1,251 @@
+"""Training speed of sb3-iql against d3rlpy's IQL and a plain PyTorch IQL loop, side by side.
+
+    python benchmarks/speed.py --steps 300 --load-transitions 1000000
+
+Prints gradient steps/s at the paper's network sizes for three observation/action sizes, the
+ratios to the peers, the share of the compute ceiling (FLOPs per step / this machine's
+measured matmul throughput), and the time and memory to load a large Minari dataset.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import minari
+import numpy as np
+import torch as th
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from torch import nn
+
+from sb3_iql import IQL
+
+SIZES = {"locomotion (hopper)": (11, 3), "antmaze": (29, 8), "adroit (door)": (39, 28)}
+HIDDEN, BATCH = 256, 256
+PEER_PYTHON = Path(__file__).parent / ".venv-d3rlpy" / "bin" / "python"
+
+
+def flops_per_step(obs_dim: int, act_dim: int) -> float:
+    """Multiply-adds x 2 of one IQL step: forward (1x) plus backward (2x, weights and inputs) where trained."""
+
+    def mlp_macs(n_in: int, n_out: int) -> int:
+        return n_in * HIDDEN + HIDDEN * HIDDEN + HIDDEN * n_out
+
+    q, v, pi = mlp_macs(obs_dim + act_dim, 1), mlp_macs(obs_dim, 1), mlp_macs(obs_dim, act_dim)
+    macs = BATCH * (2 * q + 3 * v + 2 * v + 3 * pi + 3 * 2 * q)  # target Q, V trained, V(s, s'), actor, twin Q trained
+    return 2.0 * macs
+
+
+def matmul_gflops(seconds: float = 2.0) -> float:
+    """Measured float32 throughput of the matmuls IQL is made of (batch 256 x 256 x 256)."""
+    a, b = th.randn(BATCH, HIDDEN), th.randn(HIDDEN, HIDDEN)
+    for _ in range(50):
+        a @ b
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(100):
+            a @ b
+        n += 100
+    return n * 2 * BATCH * HIDDEN * HIDDEN / (time.perf_counter() - start) / 1e9
+
+
+def random_episodes(obs_space: gym.Space, act_dim: int, n_transitions: int, episode_length: int = 1000) -> list[EpisodeBuffer]:
+    rng = np.random.default_rng(0)
+    episodes = []
+    for start in range(0, n_transitions, episode_length):
+        length = min(episode_length, n_transitions - start)
+        if isinstance(obs_space, gym.spaces.Dict):
+            observations = {k: rng.normal(size=(length + 1, *s.shape)).astype(np.float32) for k, s in obs_space.spaces.items()}
+        else:
+            observations = rng.normal(size=(length + 1, *obs_space.shape)).astype(np.float32)
+        episodes.append(
+            EpisodeBuffer(
+                observations=observations,
+                actions=rng.uniform(-1, 1, (length, act_dim)).astype(np.float32),
+                rewards=rng.normal(size=length),
+                terminations=np.zeros(length, bool),
+                truncations=np.arange(1, length + 1) == length,
+            )
+        )
+    return episodes
+
+
+def make_dataset(dataset_id: str, obs_space: gym.Space, act_dim: int, n_transitions: int) -> minari.MinariDataset:
+    return minari.create_dataset_from_buffers(
+        dataset_id,
+        random_episodes(obs_space, act_dim, n_transitions),
+        observation_space=obs_space,
+        action_space=gym.spaces.Box(-1.0, 1.0, (act_dim,), np.float32),
+        description="random data for speed benchmarks",
+    )
+
+
+def sb3_iql_steps_per_second(dataset: minari.MinariDataset, steps: int, compile_update: bool) -> float:
+    model = IQL("MlpPolicy", None, device="cpu", seed=0, compile_update=compile_update)
+    model.learn_offline(dataset, n_steps=30, log_interval=0)  # warm-up (and compilation)
+    start = time.perf_counter()
+    model.learn_offline(dataset, n_steps=steps, log_interval=0)
+    return steps / (time.perf_counter() - start)
+
+
+def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> float:
+    """The same maths written the straightforward way: numpy batches, separate networks, three optimizers."""
+
+    def mlp(n_in: int, n_out: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Linear(n_in, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, n_out)
+        )
+
+    q1, q2, value, actor = mlp(obs_dim + act_dim, 1), mlp(obs_dim + act_dim, 1), mlp(obs_dim, 1), mlp(obs_dim, act_dim)
+    q1_target, q2_target = mlp(obs_dim + act_dim, 1), mlp(obs_dim + act_dim, 1)
+    q1_target.load_state_dict(q1.state_dict())
+    q2_target.load_state_dict(q2.state_dict())
+    log_std = nn.Parameter(th.zeros(act_dim))
+    q_optimizer = th.optim.Adam([*q1.parameters(), *q2.parameters()], lr=3e-4)
+    v_optimizer = th.optim.Adam(value.parameters(), lr=3e-4)
+    pi_optimizer = th.optim.Adam([*actor.parameters(), log_std], lr=3e-4)
+    rng = np.random.default_rng(0)
+    n = 20_000
+    data = {
+        "obs": rng.normal(size=(n, obs_dim)).astype(np.float32),
+        "next_obs": rng.normal(size=(n, obs_dim)).astype(np.float32),
+        "act": rng.uniform(-1, 1, (n, act_dim)).astype(np.float32),
+        "rew": rng.normal(size=n).astype(np.float32),
+        "done": np.zeros(n, np.float32),
+    }
+
+    def step() -> None:
+        idx = rng.integers(0, n, BATCH)
+        obs, next_obs, act, rew, done = (th.as_tensor(data[k][idx]) for k in ("obs", "next_obs", "act", "rew", "done"))
+        obs_act = th.cat([obs, act], -1)
+        with th.no_grad():
+            target_q = th.min(q1_target(obs_act), q2_target(obs_act)).squeeze(-1)
+        diff = target_q - value(obs).squeeze(-1)
+        v_loss = (th.abs(0.7 - (diff < 0).float()) * diff**2).mean()
+        v_optimizer.zero_grad()
+        v_loss.backward()
+        v_optimizer.step()
+        with th.no_grad():
+            weight = th.exp(3.0 * (target_q - value(obs).squeeze(-1))).clamp(max=100.0)
+            td_target = rew + 0.99 * (1 - done) * value(next_obs).squeeze(-1)
+        dist = th.distributions.Normal(th.tanh(actor(obs)), log_std.clamp(-5, 2).exp())
+        pi_loss = -(weight * dist.log_prob(act).sum(-1)).mean()
+        pi_optimizer.zero_grad()
+        pi_loss.backward()
+        pi_optimizer.step()
+        q_loss = ((q1(obs_act).squeeze(-1) - td_target) ** 2 + (q2(obs_act).squeeze(-1) - td_target) ** 2).mean()
+        q_optimizer.zero_grad()
+        q_loss.backward()
+        q_optimizer.step()
+        with th.no_grad():
+            for net, target in ((q1, q1_target), (q2, q2_target)):
+                for p, tp in zip(net.parameters(), target.parameters()):
+                    tp.mul_(0.995).add_(0.005 * p)
+
+    for _ in range(20):
+        step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps / (time.perf_counter() - start)
+
+
+def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> float | None:
+    if not PEER_PYTHON.exists():
+        return None
+    command = [
+        str(PEER_PYTHON),
+        str(Path(__file__).parent / "d3rlpy_peer.py"),
+        "--obs-dim",
+        str(obs_dim),
+        "--act-dim",
+        str(act_dim),
+    ]
+    output = subprocess.run(
+        [*command, "--steps", str(steps), "--threads", str(th.get_num_threads())], capture_output=True, text=True, check=True
+    )
+    return json.loads(output.stdout.strip().splitlines()[-1])["steps_per_second"]
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_benchmark(n_transitions: int) -> None:
+    """Time and memory to load an AntMaze-shaped (Dict observations) Minari dataset into the replay buffer."""
+    obs_space = gym.spaces.Dict(
+        {
+            "observation": gym.spaces.Box(-np.inf, np.inf, (27,), np.float64),
+            "achieved_goal": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
+            "desired_goal": gym.spaces.Box(-np.inf, np.inf, (2,), np.float64),
+        }
+    )
+    start = time.perf_counter()
+    dataset = make_dataset("bench/antmaze-shaped/random-v0", obs_space, 8, n_transitions)
+    build_seconds = time.perf_counter() - start
+    del dataset
+    rss_before = peak_rss_mib()
+    model = IQL("MultiInputPolicy", None, device="cpu", buffer_size=2 * n_transitions)
+    start = time.perf_counter()
+    model.learn_offline("bench/antmaze-shaped/random-v0", n_steps=0)
+    load_seconds = time.perf_counter() - start
+    buffer = model.replay_buffer
+    raw_bytes = n_transitions * 4 * (2 * (27 + 2 + 2) + 8 + 3)  # obs, next obs, action, reward, done, timeout as float32
+    print(f"\nLoading {n_transitions:,} transitions (AntMaze-shaped Dict observations) from a local Minari dataset:")
+    print(f"  dataset written in {build_seconds:.1f} s (not part of the load)")
+    print(f"  learn_offline load into the buffer: {load_seconds:.2f} s")
+    print(
+        f"  buffer: {buffer.nbytes() / 2**20:.0f} MiB for {raw_bytes / 2**20:.0f} MiB of raw float32 data ({buffer.nbytes() / raw_bytes:.2f}x)"
+    )
+    print(f"  peak RSS: {peak_rss_mib():.0f} MiB (before loading {rss_before:.0f} MiB)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=300, help="timed gradient steps per measurement")
+    parser.add_argument("--load-transitions", type=int, default=1_000_000, help="size of the load benchmark (0 to skip)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="sb3_iql_speed_")
+
+    gflops = matmul_gflops()
+    print(
+        f"machine: {os.cpu_count()} CPUs, torch {th.__version__}, {th.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s"
+    )
+    header = f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
+    print(header + "\n" + "-" * len(header))
+    for name, (obs_dim, act_dim) in SIZES.items():
+        ceiling = gflops * 1e9 / flops_per_step(obs_dim, act_dim)
+        dataset = make_dataset(
+            f"bench/{name.split()[0]}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
+        )
+        eager = sb3_iql_steps_per_second(dataset, args.steps, compile_update=False)
+        compiled = None if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, compile_update=True)
+        d3rlpy = d3rlpy_steps_per_second(obs_dim, act_dim, args.steps)
+        plain = plain_pytorch_steps_per_second(obs_dim, act_dim, args.steps)
+        best = max(eager, compiled or 0.0)
+
+        def fmt(value: float | None, width: int) -> str:
+            return f"{value:>{width}.0f}" if value is not None else f"{'n/a':>{width}}"
+
+        vs_d3rlpy = f"{best / d3rlpy:>10.2f}x" if d3rlpy else f"{'n/a':>11}"
+        print(
+            f"{f'{name} ({obs_dim}, {act_dim})':<26}{ceiling:>9.0f}{fmt(eager, 9)}{fmt(compiled, 10)}{fmt(d3rlpy, 8)}{plain:>8.0f}"
+            f"{vs_d3rlpy}{best / plain:>9.2f}x{100 * best / ceiling:>11.0f}%"
+        )
+    print("(steps/s at batch 256, (256, 256) MLPs; ratios and ceiling share use the faster sb3-iql column)")
+    if not PEER_PYTHON.exists():
+        print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
+    if args.load_transitions:
+        load_benchmark(args.load_transitions)
+
+
+if __name__ == "__main__":
+    main()
