@@ -321,3 +321,12 @@ def test_empty_dataset_is_a_clear_error():
 def test_two_step_helper_is_a_valid_dataset():
     episodes = two_step_episodes(10)
     assert all(len(episode.rewards) == 2 for episode in episodes)
+
+
+def test_sb3_replay_buffer_class_is_refused_for_offline_loading(pendulum_dataset):
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    model = small_iql(gym.make("Pendulum-v1"), replay_buffer_class=ReplayBuffer)
+    with pytest.raises(TypeError, match="TensorReplayBuffer"):
+        model.learn_offline(pendulum_dataset, n_steps=1)
+    assert model.replay_buffer.size() == 0

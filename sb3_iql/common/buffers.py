@@ -163,7 +163,8 @@ class TensorReplayBuffer(ReplayBuffer):
             for key in storage:
                 self._write(storage[key], rows, values[key], source)
             return
-        array = np.asarray(values, dtype=np.float32)[source]
+        # Slice before converting: a write that wraps around converts each part once.
+        array = np.asarray(values)[source].astype(np.float32, copy=False)
         storage[rows] = th.as_tensor(array.reshape(storage[rows].shape)).to(self.device, non_blocking=True)
 
     # -- reading -----------------------------------------------------------------------------

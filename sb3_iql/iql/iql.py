@@ -364,9 +364,11 @@ class IQL(OffPolicyAlgorithm):
         dataset_id = dataset.spec.dataset_id
         if dataset_id in self.offline_datasets and self.replay_buffer.size() > 0:
             return
-        if not hasattr(self.replay_buffer, "extend"):
+        # Every SB3 buffer has an extend(), but only this one takes whole arrays of transitions.
+        if not isinstance(self.replay_buffer, TensorReplayBuffer):
             raise TypeError(
-                f"learn_offline needs a replay buffer with extend(); {type(self.replay_buffer).__name__} has none."
+                f"learn_offline fills a TensorReplayBuffer in bulk; got {type(self.replay_buffer).__name__}: "
+                "leave replay_buffer_class unset or pass a TensorReplayBuffer subclass."
             )
         transitions = dataset_transitions(dataset)
         if self.reward_scale == "return_range" and not self.offline_datasets:
