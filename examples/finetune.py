@@ -5,9 +5,7 @@ python examples/finetune.py --offline-steps 5000 --online-steps 5000
 
 import argparse
 
-import minari
-import numpy as np
-from pendulum_data import make_dataset
+from pendulum_data import data_score, make_dataset
 
 from sb3_iql import IQL, IQLEvalCallback
 
@@ -38,11 +36,10 @@ def main() -> None:
             f"online step {int(result['timesteps']):>7}: return {result['mean_reward']:8.1f}, normalized score {result['normalized_score']:6.1f}"
         )
     online = online_eval.evaluations[-1] if online_eval.evaluations else online_eval.evaluate()
-    returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
-    data_score = 100 * minari.get_normalized_score(dataset, returns).mean()
+    dataset_score = data_score(dataset)
     print(
         f"IQL normalized score: offline {offline['normalized_score']:.1f} -> online {online['normalized_score']:.1f} "
-        f"(data {data_score:.1f}; buffer holds {model.replay_buffer.size()} transitions)"
+        f"(data {dataset_score:.1f}; buffer holds {model.replay_buffer.size()} transitions)"
     )
     model.save("iql_pendulum_finetuned")
 

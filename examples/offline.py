@@ -5,9 +5,7 @@ python examples/offline.py --steps 5000
 
 import argparse
 
-import minari
-import numpy as np
-from pendulum_data import make_dataset
+from pendulum_data import data_score, make_dataset
 
 from sb3_iql import IQL, IQLEvalCallback
 
@@ -20,10 +18,9 @@ def main() -> None:
     args = parser.parse_args()
 
     dataset = make_dataset()
-    returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
-    data_score = 100 * minari.get_normalized_score(dataset, returns).mean()
+    dataset_score = data_score(dataset)
     print(
-        f"dataset {dataset.spec.dataset_id}: {dataset.total_steps} transitions, normalized score of the data {data_score:.1f}"
+        f"dataset {dataset.spec.dataset_id}: {dataset.total_steps} transitions, normalized score of the data {dataset_score:.1f}"
     )
 
     # No env needed to train: the dataset gives the spaces; its recorded env evaluates.
@@ -38,7 +35,7 @@ def main() -> None:
         )
     model.save("iql_pendulum_offline")
     print(
-        f"IQL offline normalized score {evaluation.evaluations[-1]['normalized_score']:.1f} (data {data_score:.1f}); saved to iql_pendulum_offline.zip"
+        f"IQL offline normalized score {evaluation.evaluations[-1]['normalized_score']:.1f} (data {dataset_score:.1f}); saved to iql_pendulum_offline.zip"
     )
 
 

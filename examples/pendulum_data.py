@@ -5,6 +5,8 @@ import minari
 import numpy as np
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
+from sb3_iql.common.offline_data import normalized_score
+
 DATASET_ID = "sb3-iql/pendulum/noisy-swingup-v0"
 # Average returns of a uniform random policy and of the noise-free controller (200-step episodes).
 REF_MIN_SCORE, REF_MAX_SCORE = -1190.0, -148.0
@@ -20,6 +22,12 @@ def swing_up(observation: np.ndarray, rng: np.random.Generator, noise: float) ->
         energy = 0.5 * theta_dot**2 + 10.0 * (cos_theta - 1.0)
         torque = 2.0 * np.sign(theta_dot * -energy + 1e-6)
     return np.clip([torque + noise * rng.normal()], -2.0, 2.0).astype(np.float32)
+
+
+def data_score(dataset: minari.MinariDataset) -> float:
+    """:return: The mean normalized score of the dataset's own episodes."""
+    returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
+    return float(normalized_score(dataset, returns).mean())
 
 
 def make_dataset(n_episodes: int = 60, seed: int = 0) -> minari.MinariDataset:
@@ -65,6 +73,6 @@ def make_dataset(n_episodes: int = 60, seed: int = 0) -> minari.MinariDataset:
 
 if __name__ == "__main__":
     dataset = make_dataset()
-    returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
-    score = 100 * minari.get_normalized_score(dataset, returns).mean()
-    print(f"{DATASET_ID}: {dataset.total_episodes} episodes, {dataset.total_steps} steps, normalized score {score:.1f}")
+    print(
+        f"{DATASET_ID}: {dataset.total_episodes} episodes, {dataset.total_steps} steps, normalized score {data_score(dataset):.1f}"
+    )
