@@ -32,3 +32,25 @@ class RecordSuccess(gym.Wrapper):
             if (terminated or truncated) and "is_success" not in info:
                 info["is_success"] = self.succeeded
         return observation, reward, terminated, truncated, info
+
+
+class BinaryReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """
+    Replace the reward by 0 on steps where the task is solved (``info["success"]``) and -1 otherwise.
+
+    This is the reward of AWAC's and IQL's Adroit "binary" tasks (pen/door/relocate-binary).
+    The wrapper records its constructor arguments, so it is part of the env spec that Minari
+    stores and ``dataset.recover_environment()`` rebuilds.
+
+    :param env: An env that reports ``info["success"]`` every step (Gymnasium-Robotics Adroit)
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        observation, _, terminated, truncated, info = self.env.step(action)
+        if "success" not in info:
+            raise KeyError(f"BinaryReward needs info['success'] from the env; {self.env.spec.id} does not report it.")
+        return observation, 0.0 if info["success"] else -1.0, terminated, truncated, info

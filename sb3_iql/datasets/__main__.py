@@ -1,0 +1,61 @@
+"""``python -m sb3_iql.datasets``: list the recipes, build datasets, check door-human's dynamics."""
+
+import argparse
+import json
+import time
+
+from sb3_iql.common.offline_data import dataset_transitions, normalized_score
+from sb3_iql.datasets import RECIPES, build
+from sb3_iql.datasets.adroit import door_replay_error
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sb3_iql.datasets", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the recipes and the dataset ids they write")
+    builder = commands.add_parser("build", help="build one or more recipes")
+    builder.add_argument("names", nargs="+", choices=sorted(RECIPES), metavar="NAME", help="recipes (see 'list')")
+    builder.add_argument(
+        "--size", type=int, help="episodes or transitions, whichever the recipe counts (default: the paper's)"
+    )
+    builder.add_argument("--seed", type=int, help="random seed")
+    builder.add_argument("--source", help="source file (default: from ../shared/data or $SB3_IQL_SHARED_DATA)")
+    builder.add_argument("--train-steps", type=int, help="locomotion: SAC training steps")
+    builder.add_argument("--bc-steps", type=int, help="binary tasks: behaviour cloning gradient steps")
+    builder.add_argument("--overwrite", action="store_true", help="replace existing datasets")
+    replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
+    replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
+    replay.add_argument("--demos", type=int, default=25, help="how many demos")
+    return parser
+
+
+def _summary(dataset) -> str:
+    transitions = dataset_transitions(dataset)
+    score = normalized_score(dataset, transitions.episode_returns)
+    data_score = f"{score.mean():.1f}" if score is not None else "n/a"
+    return (
+        f"{dataset.spec.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} transitions, "
+        f"data normalized score {data_score}"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "list":
+        for name, recipe in RECIPES.items():
+            print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
+    elif args.command == "door-replay":
+        print(json.dumps(door_replay_error(args.source, args.demos), indent=2))
+    else:
+        options = {"seed": args.seed, "source": args.source, "train_steps": args.train_steps, "bc_steps": args.bc_steps}
+        kwargs = {key: value for key, value in options.items() if value is not None}
+        for name in args.names:
+            start = time.perf_counter()
+            built = build(name, size=args.size, overwrite=args.overwrite, **kwargs)
+            for dataset in built.values() if isinstance(built, dict) else [built]:
+                print(_summary(dataset))
+            print(f"{name}: built in {time.perf_counter() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""Record episodes and write them as local Minari datasets, atomically."""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import minari
+import numpy as np
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from minari.dataset.minari_dataset import parse_dataset_id
+from minari.namespace import create_namespace, list_local_namespaces
+from minari.storage import get_dataset_path
+from tqdm.auto import tqdm
+
+Policy = Callable[[Any], np.ndarray]
+
+#: Where builders look for the real D4RL/AWAC files unless told otherwise.
+SHARED_DATA_ENV = "SB3_IQL_SHARED_DATA"
+
+
+def shared_data_dir() -> Path:
+    """
+    :return: The folder of real source data: ``$SB3_IQL_SHARED_DATA``, else ``../shared/data``
+        beside the current directory or beside the sb3-iql checkout.
+    """
+    if SHARED_DATA_ENV in os.environ:
+        return Path(os.environ[SHARED_DATA_ENV])
+    candidates = [Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[3] / "shared" / "data"]
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+def source_file(path: str | Path | None, default_relative: str) -> Path:
+    """
+    :param path: A source file given by the user, or None for the default under ``shared_data_dir()``
+    :param default_relative: The file's default path relative to the shared data folder
+    :return: The path, checked to exist
+    """
+    resolved = Path(path) if path is not None else shared_data_dir() / default_relative
+    if not resolved.is_file():
+        raise FileNotFoundError(
+            f"Source file {resolved} not found. Pass its path (--source) or set {SHARED_DATA_ENV} to the folder "
+            f"that holds '{default_relative}'."
+        )
+    return resolved
+
+
+def stack_observations(observations: Sequence[Any]) -> np.ndarray | dict[str, np.ndarray]:
+    """Stack a list of Box or Dict observations into one array or a dict of arrays."""
+    if isinstance(observations[0], dict):
+        return {key: np.array([obs[key] for obs in observations]) for key in observations[0]}
+    return np.array(observations)
+
+
+def episode_buffer(
+    observations: Sequence[Any],
+    actions: Sequence[np.ndarray],
+    rewards: Sequence[float],
+    terminations: Sequence[bool],
+    truncations: Sequence[bool],
+) -> EpisodeBuffer:
+    """:return: A Minari episode of ``len(actions)`` steps (``observations`` has one more entry)."""
+    if len(observations) != len(actions) + 1:
+        raise ValueError(f"An episode needs one more observation than actions; got {len(observations)} and {len(actions)}.")
+    return EpisodeBuffer(
+        observations=stack_observations(observations),
+        actions=np.asarray(actions, dtype=np.float32),
+        rewards=np.asarray(rewards, dtype=np.float64),
+        terminations=np.asarray(terminations, dtype=bool),
+        truncations=np.asarray(truncations, dtype=bool),
+    )
+
+
+def rollout_episode(env: gym.Env, policy: Policy, seed: int | None = None, max_steps: int | None = None) -> EpisodeBuffer:
+    """Run ``policy`` in ``env`` for one episode, until it ends or ``max_steps`` steps (then truncated)."""
+    observation, _ = env.reset(seed=seed)
+    observations, actions, rewards, terminations, truncations = [observation], [], [], [], []
+    done = False
+    while not done:
+        action = np.asarray(policy(observation), dtype=np.float32)
+        observation, reward, terminated, truncated, _ = env.step(action)
+        truncated = truncated or (max_steps is not None and len(actions) + 1 >= max_steps and not terminated)
+        observations.append(observation)
+        actions.append(action)
+        rewards.append(float(reward))
+        terminations.append(terminated)
+        truncations.append(truncated)
+        done = terminated or truncated
+    return episode_buffer(observations, actions, rewards, terminations, truncations)
+
+
+def rollout_episodes(
+    env: gym.Env, policy: Policy, n_episodes: int, seed: int = 0, description: str = "rollouts", progress: bool = True
+) -> list[EpisodeBuffer]:
+    """Roll out ``n_episodes`` episodes, seeding the env's resets with ``seed, seed + 1, ...``."""
+    return [
+        rollout_episode(env, policy, seed=seed + episode)
+        for episode in tqdm(range(n_episodes), desc=description, unit="episode", disable=not progress)
+    ]
+
+
+def rollout_transitions(
+    env: gym.Env, policy: Policy, n_transitions: int, seed: int = 0, description: str = "rollouts", progress: bool = True
+) -> list[EpisodeBuffer]:
+    """Roll out episodes until there are ``n_transitions`` transitions; the last one is cut (truncated) to fit."""
+    episodes: list[EpisodeBuffer] = []
+    collected = 0  # a disabled tqdm does not count
+    with tqdm(total=n_transitions, desc=description, unit="step", disable=not progress) as bar:
+        while collected < n_transitions:
+            episodes.append(rollout_episode(env, policy, seed=seed + len(episodes), max_steps=n_transitions - collected))
+            collected += len(episodes[-1].actions)
+            bar.update(len(episodes[-1].actions))
+    return episodes
+
+
+def episode_returns(episodes: Sequence[EpisodeBuffer]) -> np.ndarray:
+    """:return: The undiscounted return of each episode."""
+    return np.array([float(np.sum(episode.rewards)) for episode in episodes])
+
+
+@contextmanager
+def _datasets_root(root: Path) -> Iterator[None]:
+    previous = os.environ.get("MINARI_DATASETS_PATH")
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["MINARI_DATASETS_PATH"]
+        else:
+            os.environ["MINARI_DATASETS_PATH"] = previous
+
+
+def write_dataset(
+    dataset_id: str,
+    episodes: list[EpisodeBuffer],
+    env: gym.Env,
+    ref_min_score: float,
+    ref_max_score: float,
+    description: str,
+    algorithm_name: str,
+    overwrite: bool = False,
+) -> minari.MinariDataset:
+    """
+    Write ``episodes`` as the local Minari dataset ``dataset_id``.
+
+    The dataset is written under a temporary folder and moved into place only once complete, so an
+    interrupted or failed build never leaves a half-written dataset under ``dataset_id``.
+
+    :param dataset_id: The Minari id, ``namespace/name-vN``
+    :param episodes: The episodes
+    :param env: The evaluation env: its spec (wrappers included) is what ``recover_environment()`` makes
+    :param ref_min_score: Return that normalizes to 0
+    :param ref_max_score: Return that normalizes to 100 (Minari's normalization gives 1)
+    :param description: The recipe, stored as the dataset description
+    :param algorithm_name: What produced the data
+    :param overwrite: Replace an existing dataset with this id
+    :return: The dataset, loaded from its final place
+    """
+    if not episodes:
+        raise ValueError(f"No episodes to write for '{dataset_id}'.")
+    final_path = get_dataset_path(dataset_id)
+    if final_path.exists() and not overwrite:
+        raise FileExistsError(f"Dataset '{dataset_id}' already exists at {final_path}; pass overwrite=True (--overwrite).")
+    datasets_root = get_dataset_path()
+    datasets_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".sb3-iql-build-", dir=datasets_root) as build_root:
+        with _datasets_root(Path(build_root)):
+            minari.create_dataset_from_buffers(
+                dataset_id,
+                episodes,
+                env=env,
+                algorithm_name=algorithm_name,
+                author="sb3-iql dataset builders",
+                code_permalink="https://github.com/sb3-iql/sb3-iql/tree/main/sb3_iql/datasets",
+                ref_min_score=ref_min_score,
+                ref_max_score=ref_max_score,
+                description=description,
+            )
+            built_path = get_dataset_path(dataset_id)
+        # Minari makes the namespace (and its metadata file) on first use; do that in the real root too.
+        namespace = parse_dataset_id(dataset_id)[0]
+        if namespace is not None and namespace not in list_local_namespaces():
+            create_namespace(namespace)
+        if final_path.exists():
+            shutil.rmtree(final_path)
+        final_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(built_path, final_path)
+    return minari.load_dataset(dataset_id)
