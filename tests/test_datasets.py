@@ -1,9 +1,11 @@
 """The dataset builders: small versions of each, checked for shapes, scores, rewards and use by IQL."""
 
+import gymnasium as gym
 import h5py
 import minari
 import numpy as np
 import pytest
+from conftest import rollout_episodes
 from minari.storage import get_dataset_path
 
 from sb3_iql import IQL
@@ -151,17 +153,18 @@ def test_locomotion_levels():
     assert_learnable(datasets["medium-expert"])
 
 
-def test_a_failed_write_leaves_nothing_behind(pendulum_dataset):
-    import gymnasium as gym
-
-    episodes = [pendulum_dataset[0]]
-    env = gym.make("MountainCarContinuous-v0")  # 2-d observations, not Pendulum's 3
-    with pytest.raises(Exception):
-        write_dataset("tests/broken-v0", episodes, env, 0.0, 1.0, "broken", "none")
+def test_writes_check_episodes_and_leave_nothing_half_done(pendulum_dataset):
+    episodes = rollout_episodes(gym.make("Pendulum-v1", max_episode_steps=5), 2)
+    with pytest.raises(ValueError, match="observations have shape"):
+        # 3-d Pendulum observations against MountainCar's 2-d space
+        write_dataset("tests/broken-v0", episodes, gym.make("MountainCarContinuous-v0"), 0.0, 1.0, "broken", "none")
     assert not get_dataset_path("tests/broken-v0").exists()
-    assert not any(path.name.startswith(".sb3-iql-build") for path in get_dataset_path().iterdir())
     with pytest.raises(FileExistsError, match="overwrite"):
         write_dataset("tests/pendulum/random-v0", episodes, gym.make("Pendulum-v1"), 0.0, 1.0, "again", "none")
+    assert pendulum_dataset.total_episodes == minari.load_dataset("tests/pendulum/random-v0").total_episodes == 8
+    write_dataset("tests/pendulum/random-v0", episodes, gym.make("Pendulum-v1"), 0.0, 1.0, "again", "none", overwrite=True)
+    assert minari.load_dataset("tests/pendulum/random-v0").total_episodes == 2
+    assert not any(path.name.startswith(".sb3-iql-build") for path in get_dataset_path().iterdir())
 
 
 def test_cli_builds_and_rejects_bad_arguments(capsys):

@@ -122,6 +122,30 @@ def episode_returns(episodes: Sequence[EpisodeBuffer]) -> np.ndarray:
     return np.array([float(np.sum(episode.rewards)) for episode in episodes])
 
 
+def check_episode(episode: EpisodeBuffer, env: gym.Env, name: str) -> None:
+    """Raise a ValueError unless the episode's arrays fit the env's spaces and each other."""
+    n_steps = len(episode.actions)
+    observations = episode.observations if isinstance(episode.observations, dict) else {"": episode.observations}
+    spaces = (
+        env.observation_space.spaces if isinstance(env.observation_space, gym.spaces.Dict) else {"": env.observation_space}
+    )
+    if set(observations) != set(spaces):
+        raise ValueError(f"{name}: observation keys {sorted(observations)} do not match the env's {sorted(spaces)}.")
+    for key, space in spaces.items():
+        if np.shape(observations[key]) != (n_steps + 1, *space.shape):
+            raise ValueError(
+                f"{name}: observations{'[' + key + ']' if key else ''} have shape {np.shape(observations[key])}; "
+                f"{env.spec.id if env.spec else 'the env'} needs ({n_steps + 1}, *{space.shape})."
+            )
+    if np.shape(episode.actions)[1:] != env.action_space.shape:
+        raise ValueError(
+            f"{name}: actions have shape {np.shape(episode.actions)[1:]}; the env needs {env.action_space.shape}."
+        )
+    for field in ("rewards", "terminations", "truncations"):
+        if len(getattr(episode, field)) != n_steps:
+            raise ValueError(f"{name}: {n_steps} actions but {len(getattr(episode, field))} {field}.")
+
+
 @contextmanager
 def _datasets_root(root: Path) -> Iterator[None]:
     previous = os.environ.get("MINARI_DATASETS_PATH")
@@ -163,6 +187,8 @@ def write_dataset(
     """
     if not episodes:
         raise ValueError(f"No episodes to write for '{dataset_id}'.")
+    for index, episode in enumerate(episodes):
+        check_episode(episode, env, f"'{dataset_id}' episode {index}")
     final_path = get_dataset_path(dataset_id)
     if final_path.exists() and not overwrite:
         raise FileExistsError(f"Dataset '{dataset_id}' already exists at {final_path}; pass overwrite=True (--overwrite).")
