@@ -164,6 +164,7 @@ class IQL(OffPolicyAlgorithm):
         # The numeric scale; "return_range" resolves it from the first dataset loaded.
         self.reward_scale_factor = 1.0 if isinstance(reward_scale, str) else float(reward_scale)
         self.offline_datasets: list[str] = []
+        self._offline_schedule_start: int | None = None
         if env is None:
             # learn_offline() takes the spaces from the dataset.
             self.observation_space, self.action_space, self.n_envs = None, None, 1  # type: ignore[assignment]
@@ -311,13 +312,14 @@ class IQL(OffPolicyAlgorithm):
         :param n_eval_episodes: Episodes per evaluation
         :param log_interval: Log training statistics every this many gradient steps
         :param tb_log_name: The name of the run for tensorboard
-        :param reset_num_timesteps: Whether to reset the step counter (and start a new tensorboard run)
+        :param reset_num_timesteps: Whether to reset the step counter (and start a new tensorboard run); False
+            resumes a run: ``n_steps`` more steps, the actor lr decay spanning the run from its first step
         :param progress_bar: Display a progress bar over gradient steps (tqdm and rich)
         :param download: Download a dataset id that is not found locally
         :return: The trained model
         """
         minari_dataset = load_minari_dataset(dataset, download=download)
-        self._load_dataset(minari_dataset)
+        self.load_dataset(minari_dataset)
         callback = self._setup_offline_learn(
             n_steps,
             callback,
@@ -332,10 +334,11 @@ class IQL(OffPolicyAlgorithm):
         total_timesteps = self._total_timesteps
         callback.on_training_start(locals(), globals())
         self.policy.set_training_mode(True)
-        start_step, log_steps = self.num_timesteps, 0
+        log_steps = 0
         stats_sum = th.zeros(len(STAT_NAMES), device=self.device)
+        schedule_start = self._offline_schedule_start
         while self.num_timesteps < total_timesteps:
-            self._set_offline_actor_lr(self.num_timesteps - start_step, total_timesteps - start_step)
+            self._set_offline_actor_lr(self.num_timesteps - schedule_start, total_timesteps - schedule_start)
             stats_sum += self._gradient_step(self.replay_buffer.sample(self.batch_size))
             self.num_timesteps += 1
             self._n_updates += 1
@@ -351,8 +354,16 @@ class IQL(OffPolicyAlgorithm):
         callback.on_training_end()
         return self
 
-    def _load_dataset(self, dataset: minari.MinariDataset) -> None:
-        """Set up the model from the dataset's spaces if it has no env, check spaces, and fill the buffer."""
+    def load_dataset(self, dataset: DatasetLike, download: bool = False) -> None:
+        """
+        Put a dataset's transitions into the replay buffer, as ``learn_offline`` does first; a model
+        without an env takes its spaces from the dataset. A dataset already in the buffer is not
+        added again. Use it to finetune a saved model, whose buffer is not saved with it.
+
+        :param dataset: A Minari dataset id, a path to a dataset folder, or a ``MinariDataset``
+        :param download: Download a dataset id that is not found locally
+        """
+        dataset = load_minari_dataset(dataset, download=download)
         if self.observation_space is None:
             self.observation_space, self.action_space = dataset.observation_space, dataset.action_space
             if not isinstance(self.action_space, spaces.Box):
@@ -407,6 +418,9 @@ class IQL(OffPolicyAlgorithm):
         self.start_time = time.time_ns()
         if reset_num_timesteps:
             self.num_timesteps = 0
+        # The cosine decay spans the whole run, also when a saved run resumes (reset_num_timesteps=False).
+        if reset_num_timesteps or getattr(self, "_offline_schedule_start", None) is None:
+            self._offline_schedule_start = self.num_timesteps
         self._total_timesteps = self.num_timesteps + n_steps
         self._num_timesteps_at_start = self.num_timesteps
         if not self._custom_logger:

@@ -1,0 +1,339 @@
+"""
+What the Table 1 (offline.py) and Table 2 (finetune.py) runners share: runs that resume, a process
+pool or Ray to run them, the paper's numbers, and the CSV / markdown / PNG outputs.
+
+A run is one (algorithm, dataset, seed). It lives in ``<out>/runs/<algo>/<dataset>/seed<k>/``:
+``model.zip`` (+ ``replay_buffer.pkl`` online) saved at every evaluation, ``evaluations.csv``,
+and ``done.json`` once finished; a finished run is read back, an unfinished one resumes from its
+last checkpoint.
+"""
+
+import csv
+import json
+import math
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import minari
+import numpy as np
+import torch as th
+
+from sb3_iql import IQL, IQLEvalCallback
+from sb3_iql.common.offline_data import dataset_transitions, load_minari_dataset
+
+PAPER = json.loads((Path(__file__).with_name("paper_numbers.json")).read_text())
+EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
+ALGOS = ("iql", "bc", "bc10")
+ALGO_TITLES = {"iql": "IQL (ours)", "bc": "BC", "bc10": "10% BC"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """
+    One run of the protocol.
+
+    :param algo: iql, bc (IQL's actor with advantage weights 1) or bc10 (BC on the top 10% episodes)
+    :param dataset: Minari dataset id
+    :param seed: Random seed
+    :param offline_steps: Gradient steps offline
+    :param online_steps: Environment steps online (0 for Table 1)
+    :param eval_freq: Steps between evaluations (each phase)
+    :param n_eval_episodes: Episodes per evaluation
+    :param domain: Hyperparameter domain (``IQL.paper_hyperparameters``)
+    :param out: Output folder
+    """
+
+    algo: str
+    dataset: str
+    seed: int
+    offline_steps: int
+    online_steps: int
+    eval_freq: int
+    n_eval_episodes: int
+    domain: str
+    out: str
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.out) / "runs" / self.algo / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset) / f"seed{self.seed}"
+
+
+def paper_name(dataset_id: str) -> str | None:
+    """:return: The paper's name for the dataset a Minari id stands for, if it is one of the paper's."""
+    return PAPER["aliases"].get(dataset_id)
+
+
+def paper_domain(name: str | None) -> str | None:
+    """:return: The Table 1 domain of a paper dataset name (e.g. ``antmaze-v0``)."""
+    return next((domain for domain, scores in PAPER["table1"].items() if name in scores), None)
+
+
+def infer_domain(dataset_id: str, finetune: bool = False) -> str:
+    """The paper's hyperparameter domain for a dataset id, from its name."""
+    name = dataset_id.lower()
+    if "maze" in name:
+        return "antmaze_finetune" if finetune else "antmaze"
+    if "binary" in name:
+        # Table 2's binary tasks were trained offline with the finetuning config.
+        return "adroit_finetune"
+    if any(task in name for task in ("door", "pen", "hammer", "relocate")):
+        return "adroit_finetune" if finetune else "adroit"
+    if "kitchen" in name:
+        return "kitchen"
+    return "locomotion"
+
+
+# -- runs -------------------------------------------------------------------------------------
+class CheckpointingEval(IQLEvalCallback):
+    """IQLEvalCallback that also saves the model (and online the replay buffer) after each evaluation."""
+
+    def __init__(self, spec: RunSpec, phase: str, step_offset: int, eval_env: gym.Env, dataset: minari.MinariDataset):
+        super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes)
+        self.spec, self.phase, self.step_offset = spec, phase, step_offset
+
+    def evaluate(self) -> dict[str, float]:
+        result = super().evaluate()
+        append_rows(self.spec.directory / "evaluations.csv", [evaluation_row(self.spec, self.phase, self.step_offset, result)])
+        save_checkpoint(self.model, self.spec.directory, self.phase, with_buffer=self.phase == "online")
+        return result
+
+
+def evaluation_row(spec: RunSpec, phase: str, step_offset: int, result: dict[str, float]) -> dict[str, Any]:
+    return {
+        "algo": spec.algo,
+        "dataset": spec.dataset,
+        "seed": spec.seed,
+        "phase": phase,
+        "step": step_offset + int(result["timesteps"]),
+        "normalized_score": result.get("normalized_score", ""),
+        "mean_reward": result["mean_reward"],
+        "success_rate": result.get("success_rate", ""),
+    }
+
+
+def save_checkpoint(model: IQL, directory: Path, phase: str, with_buffer: bool) -> None:
+    """Save atomically: a crash mid-save leaves the previous checkpoint intact."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(directory / "model.tmp.zip")
+    if with_buffer:
+        model.save_replay_buffer(directory / "replay_buffer.tmp.pkl")
+        os.replace(directory / "replay_buffer.tmp.pkl", directory / "replay_buffer.pkl")
+    (directory / "phase.tmp").write_text(phase)
+    os.replace(directory / "model.tmp.zip", directory / "model.zip")
+    os.replace(directory / "phase.tmp", directory / "phase")
+
+
+def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+    with open(path, "a", newline="") as file:
+        writer = csv.DictWriter(file, EVAL_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def top_episodes(dataset: minari.MinariDataset, fraction: float = 0.1) -> minari.MinariDataset:
+    """:return: The dataset restricted to its best ``fraction`` of episodes by return (at least one)."""
+    returns = dataset_transitions(dataset).episode_returns
+    threshold = np.sort(returns)[::-1][max(math.ceil(fraction * len(returns)), 1) - 1]
+    return dataset.filter_episodes(lambda episode: float(np.sum(episode.rewards)) >= threshold)
+
+
+def new_model(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None = None) -> IQL:
+    """IQL with the domain's paper hyperparameters; BC variants weigh every action equally (beta 0)."""
+    kwargs = IQL.paper_hyperparameters(spec.domain)
+    if spec.algo != "iql":
+        # Weights exp(0 * A) = 1 whatever the critics learn, so reward processing plays no part
+        # (and the top 10% of episodes may all share one return, which "return_range" rejects).
+        kwargs.update(beta=0.0, reward_scale=1.0)
+    policy = "MultiInputPolicy" if isinstance(dataset.observation_space, gym.spaces.Dict) else "MlpPolicy"
+    return IQL(policy, env, seed=spec.seed, device="auto", **kwargs)
+
+
+def resume_or_start(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None) -> tuple[IQL, str]:
+    """:return: The model, from the last checkpoint if there is one, and the phase it was in."""
+    directory = spec.directory
+    if (directory / "model.zip").exists():
+        phase = (directory / "phase").read_text()
+        model = IQL.load(directory / "model.zip", env=env if phase == "online" else None, device="auto")
+        if phase == "online" and (directory / "replay_buffer.pkl").exists():
+            model.load_replay_buffer(directory / "replay_buffer.pkl")
+        return model, phase
+    if directory.exists():  # evaluations from a run that never reached its first checkpoint
+        (directory / "evaluations.csv").unlink(missing_ok=True)
+    return new_model(spec, dataset, env), "offline"
+
+
+def run(spec: RunSpec) -> list[dict[str, Any]]:
+    """Do one run (offline, then online if ``spec.online_steps``), resuming it; return its evaluation rows."""
+    directory = spec.directory
+    if (directory / "done.json").exists():
+        return read_rows(directory / "evaluations.csv")
+    th.set_num_threads(int(os.environ.get("SB3_IQL_THREADS", "1")))
+    dataset = load_minari_dataset(spec.dataset)
+    train_data = top_episodes(dataset) if spec.algo == "bc10" else dataset
+    online_env = dataset.recover_environment() if spec.online_steps else None
+    model, phase = resume_or_start(spec, dataset, online_env)
+    if phase == "offline":
+        remaining = spec.offline_steps - model.num_timesteps
+        if remaining > 0:
+            evaluation = CheckpointingEval(spec, "offline", 0, dataset.recover_environment(eval_env=True), dataset)
+            model.learn_offline(train_data, remaining, callback=evaluation, reset_num_timesteps=model.num_timesteps == 0)
+            if model.num_timesteps % spec.eval_freq:
+                evaluation.evaluate()  # the protocol reports the score after the last step
+        save_checkpoint(model, directory, "offline", with_buffer=False)
+    if spec.online_steps:
+        if phase == "offline":
+            model.set_env(online_env)
+            model.num_timesteps = 0
+        model.load_dataset(train_data)  # a reloaded model has no buffer; finetuning starts from the dataset
+        remaining = spec.online_steps - model.num_timesteps
+        if remaining > 0:
+            evaluation = CheckpointingEval(spec, "online", spec.offline_steps, dataset.recover_environment(eval_env=True), dataset)
+            model.learn(remaining, callback=evaluation, reset_num_timesteps=False)
+            if model.num_timesteps % spec.eval_freq:
+                evaluation.evaluate()
+        save_checkpoint(model, directory, "online", with_buffer=False)
+    rows = read_rows(directory / "evaluations.csv")
+    (directory / "done.json").write_text(json.dumps({"spec": asdict(spec), "evaluations": len(rows)}))
+    return rows
+
+
+def run_all(specs: Sequence[RunSpec], workers: int, ray_address: str | None = None, use_ray: bool = False) -> None:
+    """
+    Run independent runs in parallel: a local process pool, or Ray tasks (one CPU each) when
+    ``use_ray``; ``ray_address`` joins an existing cluster ("auto" for the local one). With Ray,
+    ``out`` must be on storage all nodes share, and every node needs the datasets.
+    """
+    if use_ray:
+        import ray
+
+        env_vars = {key: os.environ[key] for key in ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE") if key in os.environ}
+        # Workers import this module by name; on a cluster the checkout must sit at the same path on every node.
+        env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+        ray.init(address=ray_address, runtime_env={"env_vars": env_vars})
+        remote_run = ray.remote(num_cpus=1)(run)
+        ray.get([remote_run.remote(spec) for spec in specs])
+        return
+    if workers <= 1:
+        for spec in specs:
+            run(spec)
+        return
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for future in [pool.submit(run, spec) for spec in specs]:
+            future.result()
+
+
+# -- outputs ----------------------------------------------------------------------------------
+def collect_rows(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+    rows = [row for spec in specs for row in read_rows(spec.directory / "evaluations.csv")]
+    for row in rows:
+        row["seed"], row["step"] = int(row["seed"]), int(row["step"])
+        row["normalized_score"] = float(row["normalized_score"]) if row["normalized_score"] != "" else math.nan
+    return rows
+
+
+def final_scores(rows: Sequence[dict[str, Any]], phase: str) -> dict[tuple[str, str], dict[int, float]]:
+    """:return: ``{(algo, dataset): {seed: normalized score at the phase's last evaluation}}``."""
+    last: dict[tuple[str, str, int], tuple[int, float]] = {}
+    for row in rows:
+        if row["phase"] == phase:
+            key = (row["algo"], row["dataset"], row["seed"])
+            if key not in last or row["step"] >= last[key][0]:
+                last[key] = (row["step"], row["normalized_score"])
+    scores: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for (algo, dataset, seed), (_, score) in last.items():
+        scores[(algo, dataset)][seed] = score
+    return scores
+
+
+def mean_std(values: Sequence[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "–"
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, EVAL_FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda row: (row["algo"], row["dataset"], row["seed"], row["step"])))
+
+
+def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary: int | None = None) -> None:
+    """One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({row["dataset"] for row in rows})
+    columns = min(3, len(datasets))
+    figure, axes = plt.subplots(
+        math.ceil(len(datasets) / columns), columns, figsize=(5 * columns, 3.5 * math.ceil(len(datasets) / columns)), squeeze=False
+    )
+    for axis, dataset in zip(axes.flat, datasets):
+        for algo in ALGOS:
+            curve: dict[int, list[float]] = defaultdict(list)
+            for row in rows:
+                if row["dataset"] == dataset and row["algo"] == algo:
+                    curve[row["step"]].append(row["normalized_score"])
+            if curve:
+                steps = np.array(sorted(curve))
+                means = np.array([np.mean(curve[s]) for s in steps])
+                stds = np.array([np.std(curve[s]) for s in steps])
+                axis.plot(steps, means, label=ALGO_TITLES[algo])
+                axis.fill_between(steps, means - stds, means + stds, alpha=0.2)
+        if boundary:
+            axis.axvline(boundary, color="grey", linestyle="--", linewidth=1)
+        axis.set_title(dataset, fontsize=9)
+        axis.set_xlabel("step")
+        axis.set_ylabel("normalized score")
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(datasets) :]:
+        axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None:
+    """Arguments both runners take."""
+    parser.add_argument("datasets", nargs="+", help="Minari dataset ids (local, or downloadable)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (paper: 10 offline, 5 finetuning)")
+    parser.add_argument("--offline-steps", type=int, default=default_steps, help="gradient steps offline (paper: 1M)")
+    parser.add_argument("--eval-freq", type=int, default=default_eval_freq, help="steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: paper's: 100 maze, 10 else)")
+    parser.add_argument("--domain", help="hyperparameter domain for every dataset (default: from the dataset id)")
+    parser.add_argument("--out", default="benchmarks/results", help="output folder (runs resume from here)")
+    parser.add_argument("--workers", type=int, default=max((os.cpu_count() or 1) // 2, 1), help="parallel runs")
+    parser.add_argument("--ray", action="store_true", help="run with Ray instead of a local process pool")
+    parser.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
+
+
+def default_eval_episodes(dataset_id: str) -> int:
+    """The paper evaluates AntMaze with 100 episodes and the other domains with 10."""
+    return 100 if "maze" in dataset_id.lower() else 10
+
+
+def dispatch(specs: Sequence[RunSpec], args) -> list[dict[str, Any]]:
+    run_all(specs, args.workers, args.ray_address, args.ray)
+    return collect_rows(specs)
+
+
+Runner = Callable[[RunSpec], list[dict[str, Any]]]

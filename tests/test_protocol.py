@@ -1,0 +1,57 @@
+"""The paper-protocol runners' run logic (benchmarks/protocol.py): resume, baselines, tables."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from offline import table  # noqa: E402
+from protocol import RunSpec, collect_rows, final_scores, infer_domain, run, top_episodes  # noqa: E402
+
+from sb3_iql import IQL  # noqa: E402
+from sb3_iql.common.offline_data import dataset_transitions  # noqa: E402
+
+
+def spec(tmp_path, algo: str = "iql", offline_steps: int = 4, online_steps: int = 0) -> RunSpec:
+    return RunSpec(algo, "tests/pendulum/random-v0", 0, offline_steps, online_steps, 2, 1, "locomotion", str(tmp_path))
+
+
+def test_runs_resume_from_their_checkpoint_and_are_not_redone(tmp_path, pendulum_dataset):
+    first = spec(tmp_path)
+    assert [int(row["step"]) for row in run(first)] == [2, 4]
+    (first.directory / "done.json").unlink()  # as if the run had been stopped after step 4 of 6
+    longer = spec(tmp_path, offline_steps=6)
+    assert [int(row["step"]) for row in run(longer)] == [2, 4, 6]
+    assert IQL.load(longer.directory / "model.zip").num_timesteps == 6
+    modified = (longer.directory / "model.zip").stat().st_mtime_ns
+    assert len(run(longer)) == 3 and (longer.directory / "model.zip").stat().st_mtime_ns == modified
+
+
+def test_finetuning_run_continues_online(tmp_path, pendulum_dataset):
+    finetune = spec(tmp_path, offline_steps=2, online_steps=4)
+    rows = run(finetune)
+    assert [(row["phase"], int(row["step"])) for row in rows] == [("offline", 2), ("online", 4), ("online", 6)]
+    model = IQL.load(finetune.directory / "model.zip")
+    assert model.num_timesteps == 4  # env steps online
+
+
+def test_ten_percent_bc_keeps_the_best_episodes(pendulum_dataset):
+    returns = dataset_transitions(pendulum_dataset).episode_returns
+    best = top_episodes(pendulum_dataset)
+    assert best.total_episodes == 1
+    assert dataset_transitions(best).episode_returns[0] == returns.max()
+
+
+def test_table_has_baselines_paper_numbers_and_totals(tmp_path, pendulum_dataset):
+    specs = [spec(tmp_path, algo) for algo in ("iql", "bc", "bc10")]
+    for one in specs:
+        run(one)
+    rows = collect_rows(specs)
+    assert set(final_scores(rows, "offline")) == {(a, "tests/pendulum/random-v0") for a in ("iql", "bc", "bc10")}
+    markdown = table(rows, ["tests/pendulum/random-v0"], ["iql", "bc", "bc10"])
+    assert "| BC | 10% BC | IQL (ours) | IQL (paper) |" in markdown
+    assert markdown.count("±") == 3 and np.isfinite(rows[0]["normalized_score"])
+    assert infer_domain("sb3-iql/pen/binary-v0") == "adroit_finetune"
+    assert infer_domain("D4RL/antmaze/umaze-v1", finetune=True) == "antmaze_finetune"
