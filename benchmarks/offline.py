@@ -63,7 +63,9 @@ def table(rows: list[dict], datasets: list[str], algos: list[str]) -> str:
             paper = paper_total if domain in PAPER["table1"] else None
             ours = np.mean(list(seed_totals.get("iql", {}).values()) or [np.nan])
             count = f" ({len(members)} of {len(PAPER['table1'][domain])})" if domain in PAPER["table1"] else ""
-            lines.append(f"| **{domain} total{count}** | " + " | ".join(totals) + f" | {_number(paper)} | {_difference(ours, paper)} |")
+            lines.append(
+                f"| **{domain} total{count}** | " + " | ".join(totals) + f" | {_number(paper)} | {_difference(ours, paper)} |"
+            )
     return "\n".join(lines)
 
 

@@ -205,7 +205,9 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         model.load_dataset(train_data)  # a reloaded model has no buffer; finetuning starts from the dataset
         remaining = spec.online_steps - model.num_timesteps
         if remaining > 0:
-            evaluation = CheckpointingEval(spec, "online", spec.offline_steps, dataset.recover_environment(eval_env=True), dataset)
+            evaluation = CheckpointingEval(
+                spec, "online", spec.offline_steps, dataset.recover_environment(eval_env=True), dataset
+            )
             model.learn(remaining, callback=evaluation, reset_num_timesteps=False)
             if model.num_timesteps % spec.eval_freq:
                 evaluation.evaluate()
@@ -284,7 +286,10 @@ def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary
     datasets = sorted({row["dataset"] for row in rows})
     columns = min(3, len(datasets))
     figure, axes = plt.subplots(
-        math.ceil(len(datasets) / columns), columns, figsize=(5 * columns, 3.5 * math.ceil(len(datasets) / columns)), squeeze=False
+        math.ceil(len(datasets) / columns),
+        columns,
+        figsize=(5 * columns, 3.5 * math.ceil(len(datasets) / columns)),
+        squeeze=False,
     )
     for axis, dataset in zip(axes.flat, datasets):
         for algo in ALGOS:

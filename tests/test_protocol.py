@@ -7,11 +7,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from offline import table  # noqa: E402
-from protocol import RunSpec, collect_rows, final_scores, infer_domain, run, top_episodes  # noqa: E402
+from offline import table
+from protocol import RunSpec, collect_rows, final_scores, infer_domain, run, top_episodes
 
-from sb3_iql import IQL  # noqa: E402
-from sb3_iql.common.offline_data import dataset_transitions  # noqa: E402
+from sb3_iql import IQL
+from sb3_iql.common.offline_data import dataset_transitions
 
 
 def spec(tmp_path, algo: str = "iql", offline_steps: int = 4, online_steps: int = 0) -> RunSpec:

@@ -17,7 +17,7 @@ from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import configure_logger, polyak_update
+from stable_baselines3.common.utils import configure_logger
 from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_iql.common.buffers import TensorReplayBuffer
@@ -32,6 +32,15 @@ SelfIQL = TypeVar("SelfIQL", bound="IQL")
 # Dataset actions are kept strictly inside the action bounds, as the official implementation does.
 ACTION_CLIP = 1.0 - 1e-5
 STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "mean_advantage", "mean_weight")
+
+
+def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
+    """Set the lr of every param group; a tensor lr is filled in place, so a compiled step sees no new constant."""
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], th.Tensor):
+            group["lr"].fill_(learning_rate)
+        else:
+            group["lr"] = learning_rate
 
 
 def expectile_loss(diff: th.Tensor, expectile: float) -> th.Tensor:
@@ -182,6 +191,8 @@ class IQL(OffPolicyAlgorithm):
         self.critic = self.policy.critic
         self.critic_target = self.policy.critic_target
         self.value = self.policy.value
+        self._critic_params = list(self.critic.parameters())
+        self._critic_target_params = list(self.critic_target.parameters())
 
     @staticmethod
     def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
@@ -220,13 +231,18 @@ class IQL(OffPolicyAlgorithm):
         # Actor and critics share no parameters and both use the updated V: one backward serves both.
         self._optimize((self.actor.optimizer, self.critic.optimizer), actor_loss + critic_loss)
 
-        polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+        with th.no_grad():  # Polyak averaging, one fused op over all critic tensors
+            th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
         return th.stack([value_loss, actor_loss, critic_loss, v.mean(), q.mean(), advantage.mean(), weight.mean()]).detach()
 
     def _gradient_step(self, batch: ReplayBufferSamples) -> th.Tensor:
         """Run ``_update``, compiled when ``compile_update`` is set and compiling works here."""
         if self.compile_update:
             if self._compiled_update is None:
+                # A float lr is a constant to the compiled graph: every new cosine value would recompile.
+                for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
+                    for group in optimizer.param_groups:
+                        group["lr"] = th.tensor(float(group["lr"]), device=self.device)
                 self._compiled_update = th.compile(self._update)
             try:
                 return self._compiled_update(batch)
@@ -246,10 +262,16 @@ class IQL(OffPolicyAlgorithm):
     def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
         for name, value in zip(STAT_NAMES, (stats_sum / max(n_steps, 1)).tolist()):
             self.logger.record(f"train/{name}", value)
-        self.logger.record("train/actor_lr", self.actor.optimizer.param_groups[0]["lr"])
+        self.logger.record("train/actor_lr", float(self.actor.optimizer.param_groups[0]["lr"]))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
     # -- online training (SB3's learn) ------------------------------------------------------
+    def _update_learning_rate(self, optimizers: Union[list[th.optim.Optimizer], th.optim.Optimizer]) -> None:
+        learning_rate = self.lr_schedule(self._current_progress_remaining)
+        self.logger.record("train/learning_rate", learning_rate)
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            set_learning_rate(optimizer, learning_rate)
+
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.value.optimizer])
@@ -444,8 +466,7 @@ class IQL(OffPolicyAlgorithm):
         base_lr = self.lr_schedule(1.0)
         if self.actor_lr_schedule == "cosine":
             base_lr *= 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
-        for group in self.actor.optimizer.param_groups:
-            group["lr"] = base_lr
+        set_learning_rate(self.actor.optimizer, base_lr)
 
     def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int) -> None:
         elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
@@ -457,7 +478,16 @@ class IQL(OffPolicyAlgorithm):
 
     # -- saving -----------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "actor", "critic", "critic_target", "value", "_compiled_update"]
+        return [
+            *super()._excluded_save_params(),
+            "actor",
+            "critic",
+            "critic_target",
+            "value",
+            "_critic_params",
+            "_critic_target_params",
+            "_compiled_update",
+        ]
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         return ["policy", "actor.optimizer", "critic.optimizer", "value.optimizer"], []
