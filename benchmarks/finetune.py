@@ -32,7 +32,7 @@ from protocol import (
 def table(rows: list[dict], datasets: list[str]) -> str:
     offline, online = final_scores(rows, "offline"), final_scores(rows, "online")
     lines = [
-        "| Dataset | IQL offline → online (ours) | IQL offline → online (paper) | online: ours − paper |",
+        "| Dataset | IQL offline → online (ours) | IQL offline → online (paper) | online: ours - paper |",
         "|---|---|---|---|",
     ]
     for dataset in datasets:
@@ -40,8 +40,8 @@ def table(rows: list[dict], datasets: list[str]) -> str:
         ours_online = list(online.get(("iql", dataset), {}).values())
         name = paper_name(dataset)
         paper = PAPER["table2"].get(name)
-        paper_cell = f"{paper[0]:.1f} → {paper[1]:.1f}" if paper else "–"
-        difference = f"{np.mean(ours_online) - paper[1]:+.1f}" if paper and ours_online else "–"
+        paper_cell = f"{paper[0]:.1f} → {paper[1]:.1f}" if paper else "-"
+        difference = f"{np.mean(ours_online) - paper[1]:+.1f}" if paper and ours_online else "-"
         label = f"{dataset} ({name})" if name else dataset
         lines.append(f"| {label} | {mean_std(ours_offline)} → {mean_std(ours_online)} | {paper_cell} | {difference} |")
     return "\n".join(lines)

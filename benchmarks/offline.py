@@ -36,7 +36,7 @@ from protocol import (
 def table(rows: list[dict], datasets: list[str], algos: list[str]) -> str:
     """Table 1 layout: a block per domain, a row per dataset, a totals row per domain."""
     scores = final_scores(rows, "offline")
-    header = ["Dataset", *(ALGO_TITLES[a] for a in algos if a != "iql"), "IQL (ours)", "IQL (paper)", "ours − paper"]
+    header = ["Dataset", *(ALGO_TITLES[a] for a in algos if a != "iql"), "IQL (ours)", "IQL (paper)", "ours - paper"]
     ordered = [a for a in algos if a != "iql"] + (["iql"] if "iql" in algos else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     by_domain: dict[str, list[str]] = defaultdict(list)
@@ -70,11 +70,11 @@ def table(rows: list[dict], datasets: list[str], algos: list[str]) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _difference(ours: float, paper: float | None) -> str:
-    return "–" if paper is None or np.isnan(ours) else f"{ours - paper:+.1f}"
+    return "-" if paper is None or np.isnan(ours) else f"{ours - paper:+.1f}"
 
 
 def main() -> None:

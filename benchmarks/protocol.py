@@ -266,7 +266,7 @@ def final_scores(rows: Sequence[dict[str, Any]], phase: str) -> dict[tuple[str, 
 
 
 def mean_std(values: Sequence[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "–"
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "-"
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
