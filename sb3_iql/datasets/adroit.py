@@ -22,7 +22,6 @@ import minari
 import numpy as np
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
-from tqdm.auto import tqdm
 
 from sb3_iql.common.wrappers import BinaryReward
 from sb3_iql.datasets.recording import (
@@ -32,6 +31,7 @@ from sb3_iql.datasets.recording import (
     episode_returns,
     rollout_episodes,
     source_file,
+    split_episodes,
     write_dataset,
 )
 
@@ -196,22 +196,11 @@ def door_human_episodes(source: str | Path | None = None, progress: bool = False
     ends = np.flatnonzero(data["terminals"] | data["timeouts"])
     if len(ends) == 0 or ends[-1] != n_steps - 1:
         raise ValueError(f"{path}: the last episode has no terminal or timeout; is the file truncated?")
-    episodes, start = [], 0
-    for end in tqdm(ends, desc="door-human", unit="episode", disable=not progress):
-        terminal = bool(data["terminals"][end])
-        final_observation = data["observations"][end if terminal else end + 1]
-        last_step = np.arange(start, end + 1) == end
-        episodes.append(
-            episode_buffer(
-                [*data["observations"][start : end + 1], final_observation],
-                data["actions"][start : end + 1],
-                data["rewards"][start : end + 1],
-                last_step & terminal,
-                last_step & (not terminal),
-            )
-        )
-        start = end + 1
-    return episodes
+    # The next observation is the file's next row, except after a demo's end, where there is none.
+    next_observations = np.concatenate([data["observations"][1:], data["observations"][-1:]])
+    terminal_ends = ends[data["terminals"][ends]]
+    next_observations[terminal_ends] = data["observations"][terminal_ends]
+    return split_episodes(data["observations"], next_observations, data["actions"], data["rewards"], data["terminals"], ends)
 
 
 def build_door_human(source: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> minari.MinariDataset:

@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_iql.datasets.recording import Policy, episode_buffer, rollout_transitions, write_dataset
+from sb3_iql.datasets.recording import Policy, rollout_transitions, split_episodes, write_dataset
 
 ENV_IDS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 # d4rl/infos.py: random and expert returns behind the locomotion normalized scores.
@@ -88,21 +88,7 @@ def replay_episodes(model: SAC, n_transitions: int) -> list[EpisodeBuffer]:
     ends = np.flatnonzero(dones)
     if len(ends) == 0 or ends[-1] != n_rows - 1:
         ends = np.append(ends, n_rows - 1)
-    episodes, start = [], 0
-    for end in ends:
-        last_step = np.arange(start, end + 1) == end
-        terminal = bool(dones[end] and not timeouts[end])
-        episodes.append(
-            episode_buffer(
-                [*observations[start : end + 1], next_observations[end]],
-                actions[start : end + 1],
-                rewards[start : end + 1],
-                last_step & terminal,
-                last_step & (not terminal),
-            )
-        )
-        start = end + 1
-    return episodes
+    return split_episodes(observations, next_observations, actions, rewards, dones & ~timeouts, ends)
 
 
 def _sac_policy(model: SAC, weights: dict[str, Any]) -> Policy:

@@ -75,6 +75,40 @@ def episode_buffer(
     )
 
 
+def split_episodes(
+    observations: np.ndarray,
+    next_observations: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+    terminals: np.ndarray,
+    ends: np.ndarray,
+    description: str = "episodes",
+    progress: bool = False,
+) -> list[EpisodeBuffer]:
+    """
+    Cut flat arrays of transitions into episodes.
+
+    :param ends: Index of each episode's last step (the last one must be the last row)
+    :param terminals: Whether each step terminated; an episode's last step that did not is a truncation
+    :return: Episodes whose final observation is the next observation of their last step
+    """
+    episodes, start = [], 0
+    for end in tqdm(ends, desc=description, unit="episode", disable=not progress):
+        last_step = np.arange(start, end + 1) == end
+        terminal = bool(terminals[end])
+        episodes.append(
+            episode_buffer(
+                [*observations[start : end + 1], next_observations[end]],
+                actions[start : end + 1],
+                rewards[start : end + 1],
+                last_step & terminal,
+                last_step & (not terminal),
+            )
+        )
+        start = end + 1
+    return episodes
+
+
 def rollout_episode(env: gym.Env, policy: Policy, seed: int | None = None, max_steps: int | None = None) -> EpisodeBuffer:
     """Run ``policy`` in ``env`` for one episode, until it ends or ``max_steps`` steps (then truncated)."""
     observation, _ = env.reset(seed=seed)
