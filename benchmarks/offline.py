@@ -26,9 +26,10 @@ from protocol import (
     final_scores,
     infer_domain,
     mean_std,
-    paper_domain,
     paper_name,
+    paper_offline_score,
     plot_curves,
+    table_group,
     write_csv,
 )
 
@@ -41,7 +42,7 @@ def table(rows: list[dict], datasets: list[str], algos: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     by_domain: dict[str, list[str]] = defaultdict(list)
     for dataset in datasets:
-        by_domain[paper_domain(paper_name(dataset)) or "not in the paper"].append(dataset)
+        by_domain[table_group(paper_name(dataset))].append(dataset)
     for domain, members in by_domain.items():
         seed_totals: dict[str, dict[int, float]] = {algo: defaultdict(float) for algo in ordered}
         paper_total = 0.0
@@ -53,16 +54,15 @@ def table(rows: list[dict], datasets: list[str], algos: list[str]) -> str:
                 for seed, score in per_seed.items():
                     seed_totals[algo][seed] += score
             name = paper_name(dataset)
-            paper = PAPER["table1"].get(paper_domain(name) or "", {}).get(name)
+            paper = paper_offline_score(name)
             ours = np.mean(list(scores.get(("iql", dataset), {}).values()) or [np.nan])
             paper_total += paper or 0.0
             label = f"{dataset} ({name})" if name else dataset
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {_number(paper)} | {_difference(ours, paper)} |")
-        if len(members) > 1 or domain in PAPER["table1"]:
+        if domain in PAPER["table1"]:  # the paper's totals are per Table 1 domain
             totals = [mean_std(list(seed_totals[algo].values())) for algo in ordered]
-            paper = paper_total if domain in PAPER["table1"] else None
             ours = np.mean(list(seed_totals.get("iql", {}).values()) or [np.nan])
-            count = f" ({len(members)} of {len(PAPER['table1'][domain])})" if domain in PAPER["table1"] else ""
+            count = f" ({len(members)} of {len(PAPER['table1'][domain])})"
             lines.append(
                 f"| **{domain} total{count}** | " + " | ".join(totals) + f" | {_number(paper)} | {_difference(ours, paper)} |"
             )

@@ -76,6 +76,23 @@ def paper_domain(name: str | None) -> str | None:
     return next((domain for domain, scores in PAPER["table1"].items() if name in scores), None)
 
 
+TABLE2_ONLY = "Table 2 tasks (offline phase)"
+NOT_IN_PAPER = "not in the paper"
+
+
+def table_group(name: str | None) -> str:
+    """:return: The block a dataset goes in: its Table 1 domain, Table 2's tasks, or not in the paper."""
+    return paper_domain(name) or (TABLE2_ONLY if name in PAPER["table2"] else NOT_IN_PAPER)
+
+
+def paper_offline_score(name: str | None) -> float | None:
+    """:return: The paper's offline IQL score: Table 1, else the offline half of Table 2."""
+    domain = paper_domain(name)
+    if domain is not None:
+        return PAPER["table1"][domain][name]
+    return PAPER["table2"][name][0] if name in PAPER["table2"] else None
+
+
 def infer_domain(dataset_id: str, finetune: bool = False) -> str:
     """The paper's hyperparameter domain for a dataset id, from its name."""
     name = dataset_id.lower()
