@@ -34,6 +34,10 @@ ACTION_CLIP = 1.0 - 1e-5
 STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "mean_advantage", "mean_weight")
 
 
+#: Compiled models one process can hold before torch.compile falls back to eager (about 3 entries each).
+RECOMPILE_LIMIT = 64
+
+
 def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
     """Set the lr of every param group; a tensor lr is filled in place, so a compiled step sees no new constant."""
     for group in optimizer.param_groups:
@@ -243,6 +247,10 @@ class IQL(OffPolicyAlgorithm):
                 for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
                     for group in optimizer.param_groups:
                         group["lr"] = th.tensor(float(group["lr"]), device=self.device)
+                # Dynamo keys compiled code on the code object and guards on the optimizer instance: each
+                # compiled model adds entries for Adam.step, and past the default limit of 8 (the third
+                # model in a process) the step silently falls back to eager.
+                th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
                 self._compiled_update = th.compile(self._update)
             try:
                 return self._compiled_update(batch)
