@@ -64,7 +64,9 @@ def table(rows: list[dict], datasets: list[str], algos: list[str]) -> str:
             ours = np.mean(list(seed_totals.get("iql", {}).values()) or [np.nan])
             count = f" ({len(members)} of {len(PAPER['table1'][domain])})"
             lines.append(
-                f"| **{domain} total{count}** | " + " | ".join(totals) + f" | {_number(paper)} | {_difference(ours, paper)} |"
+                f"| **{domain} total{count}** | "
+                + " | ".join(totals)
+                + f" | {_number(paper_total)} | {_difference(ours, paper_total)} |"
             )
     return "\n".join(lines)
 

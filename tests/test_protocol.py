@@ -55,3 +55,18 @@ def test_table_has_baselines_paper_numbers_and_totals(tmp_path, pendulum_dataset
     assert markdown.count("±") == 3 and np.isfinite(rows[0]["normalized_score"])
     assert infer_domain("sb3-iql/pen/binary-v0") == "adroit_finetune"
     assert infer_domain("D4RL/antmaze/umaze-v1", finetune=True) == "antmaze_finetune"
+
+
+def test_domain_totals_sum_the_datasets_present():
+    rows = [
+        {"algo": "iql", "dataset": dataset, "seed": seed, "phase": "offline", "step": 10, "normalized_score": score}
+        for dataset, scores in {
+            "sb3-iql/hopper/medium-v0": (60.0, 70.0),
+            "sb3-iql/hopper/medium-replay-v0": (90.0, 100.0),
+        }.items()
+        for seed, score in enumerate(scores)
+    ]
+    markdown = table(rows, ["sb3-iql/hopper/medium-v0", "sb3-iql/hopper/medium-replay-v0"], ["iql"])
+    total = next(line for line in markdown.splitlines() if "total" in line)
+    # ours: per-seed totals 150 and 170; paper: 66.3 + 94.7
+    assert total == "| **locomotion-v2 total (2 of 9)** | 160.0 ± 10.0 | 161.0 | -1.0 |"
