@@ -115,6 +115,7 @@ class CheckpointingEval(IQLEvalCallback):
     def __init__(self, spec: RunSpec, phase: str, step_offset: int, eval_env: gym.Env, dataset: minari.MinariDataset):
         super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes)
         self.spec, self.phase, self.step_offset = spec, phase, step_offset
+        self.eval_env.seed(spec.seed)  # evaluation episodes repeat with the run's seed
 
     def evaluate(self) -> dict[str, float]:
         result = super().evaluate()
