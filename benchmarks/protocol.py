@@ -344,7 +344,7 @@ def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None
     parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: paper's: 100 maze, 10 else)")
     parser.add_argument("--domain", help="hyperparameter domain for every dataset (default: from the dataset id)")
     parser.add_argument("--out", default="benchmarks/results", help="output folder (runs resume from here)")
-    parser.add_argument("--workers", type=int, default=max((os.cpu_count() or 1) // 2, 1), help="parallel runs")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (each uses one thread)")
     parser.add_argument("--ray", action="store_true", help="run with Ray instead of a local process pool")
     parser.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
 
