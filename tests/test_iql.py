@@ -167,6 +167,20 @@ def test_cosine_actor_lr_decays_over_the_offline_steps(pendulum_dataset):
     assert constant.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
 
 
+@pytest.mark.parametrize("compile_update", [False, True])
+def test_resumed_run_continues_the_cosine_decay(pendulum_dataset, tmp_path, compile_update):
+    model = small_iql(None, compile_update=compile_update)
+    model.learn_offline(pendulum_dataset, n_steps=4)
+    model.save(tmp_path / "half")
+    resumed = IQL.load(tmp_path / "half", device="cpu")
+    assert resumed.num_timesteps == 4
+    resumed.learn_offline(pendulum_dataset, n_steps=6, reset_num_timesteps=False)
+    # Steps 5..10 of one 10-step run: the last ran at 0.5 * (1 + cos(pi * 9 / 10)) of the base lr.
+    assert resumed.num_timesteps == 10
+    lr = float(resumed.actor.optimizer.param_groups[0]["lr"])
+    assert lr == pytest.approx(3e-4 * 0.5 * (1 + np.cos(np.pi * 0.9)))
+
+
 def test_reward_preprocessing(pendulum_dataset):
     returns = [ep.rewards.sum() for ep in pendulum_dataset.iterate_episodes()]
     locomotion = small_iql(None, reward_scale="return_range")
