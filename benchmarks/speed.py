@@ -222,10 +222,11 @@ def main() -> None:
     header = f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
     print(header + "\n" + "-" * len(header))
     for name, (obs_dim, act_dim) in SIZES.items():
-        ceiling = gflops * 1e9 / flops_per_step(obs_dim, act_dim)
         dataset = make_dataset(
             f"bench/{name.split()[0]}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
         )
+        # Shared machines drift: measure the ceiling next to the runs it is compared with.
+        ceiling = matmul_gflops(1.0) * 1e9 / flops_per_step(obs_dim, act_dim)
         eager = sb3_iql_steps_per_second(dataset, args.steps, compile_update=False)
         compiled = None if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, compile_update=True)
         d3rlpy = d3rlpy_steps_per_second(obs_dim, act_dim, args.steps)
@@ -240,7 +241,10 @@ def main() -> None:
             f"{f'{name} ({obs_dim}, {act_dim})':<26}{ceiling:>9.0f}{fmt(eager, 9)}{fmt(compiled, 10)}{fmt(d3rlpy, 8)}{plain:>8.0f}"
             f"{vs_d3rlpy}{best / plain:>9.2f}x{100 * best / ceiling:>11.0f}%"
         )
-    print("(steps/s at batch 256, (256, 256) MLPs; ratios and ceiling share use the faster sb3-iql column)")
+    print(
+        "(steps/s at batch 256, (256, 256) MLPs; ratios and ceiling share use the faster sb3-iql column;"
+        " each row's ceiling is measured just before its runs)"
+    )
     if not PEER_PYTHON.exists():
         print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
     if args.load_transitions:
