@@ -1,10 +1,12 @@
 """A small Minari dataset the examples build for themselves: Pendulum swing-ups by a noisy hand-written controller."""
 
+from functools import partial
+
 import gymnasium as gym
 import minari
 import numpy as np
-from minari.data_collector.episode_buffer import EpisodeBuffer
 
+from sb3_iql.common.episodes import rollout_episode
 from sb3_iql.common.offline_data import normalized_score
 
 DATASET_ID = "sb3-iql/pendulum/noisy-swingup-v0"
@@ -36,27 +38,12 @@ def make_dataset(n_episodes: int = 60, seed: int = 0) -> minari.MinariDataset:
         return minari.load_dataset(DATASET_ID)
     env = gym.make("Pendulum-v1")
     rng = np.random.default_rng(seed)
-    episodes = []
-    for episode in range(n_episodes):
-        noise = np.interp(episode, [0, n_episodes - 1], [0.5, 3.0])
-        observation, _ = env.reset(seed=seed + episode)
-        observations, actions, rewards = [observation], [], []
-        terminated = truncated = False
-        while not (terminated or truncated):
-            action = swing_up(observation, rng, noise)
-            observation, reward, terminated, truncated, _ = env.step(action)
-            observations.append(observation)
-            actions.append(action)
-            rewards.append(reward)
-        episodes.append(
-            EpisodeBuffer(
-                observations=np.array(observations),
-                actions=np.array(actions),
-                rewards=np.array(rewards),
-                terminations=np.zeros(len(rewards), bool),
-                truncations=np.arange(1, len(rewards) + 1) == len(rewards),
-            )
+    episodes = [
+        rollout_episode(
+            env, partial(swing_up, rng=rng, noise=np.interp(episode, [0, n_episodes - 1], [0.5, 3.0])), seed=seed + episode
         )
+        for episode in range(n_episodes)
+    ]
     return minari.create_dataset_from_buffers(
         DATASET_ID,
         episodes,

@@ -1,6 +1,6 @@
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import gymnasium as gym
 import gymnasium_robotics
@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
+
+from sb3_iql.common import episodes
 
 gym.register_envs(gymnasium_robotics)
 th.set_num_threads(1)
@@ -27,36 +29,9 @@ def minari_root(tmp_path, monkeypatch):
 def rollout_episodes(env: gym.Env, n_episodes: int, policy: Callable | None = None, seed: int = 0) -> list[EpisodeBuffer]:
     """Roll out ``policy`` (random if None) into Minari episode buffers."""
     env.action_space.seed(seed)
-    episodes = []
-    for episode in range(n_episodes):
-        observation, _ = env.reset(seed=seed + episode)
-        observations, actions, rewards, terminations, truncations = [observation], [], [], [], []
-        done = False
-        while not done:
-            action = env.action_space.sample() if policy is None else policy(observation)
-            observation, reward, terminated, truncated, _ = env.step(action)
-            observations.append(observation)
-            actions.append(action)
-            rewards.append(reward)
-            terminations.append(terminated)
-            truncations.append(truncated)
-            done = terminated or truncated
-        episodes.append(
-            EpisodeBuffer(
-                observations=_stack(observations),
-                actions=np.array(actions),
-                rewards=np.array(rewards),
-                terminations=np.array(terminations),
-                truncations=np.array(truncations),
-            )
-        )
-    return episodes
-
-
-def _stack(observations: Sequence):
-    if isinstance(observations[0], dict):
-        return {key: np.array([obs[key] for obs in observations]) for key in observations[0]}
-    return np.array(observations)
+    return episodes.rollout_episodes(
+        env, policy or (lambda _: env.action_space.sample()), n_episodes, seed=seed, progress=False
+    )
 
 
 @pytest.fixture

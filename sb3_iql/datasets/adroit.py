@@ -23,17 +23,9 @@ import numpy as np
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
+from sb3_iql.common.episodes import Policy, episode_buffer, episode_returns, rollout_episodes, split_episodes
 from sb3_iql.common.wrappers import BinaryReward
-from sb3_iql.datasets.recording import (
-    Policy,
-    _datasets_root,
-    episode_buffer,
-    episode_returns,
-    rollout_episodes,
-    source_file,
-    split_episodes,
-    write_dataset,
-)
+from sb3_iql.datasets.recording import minari_root, source_file, write_dataset
 
 TASKS = ("pen", "door", "hammer", "relocate")
 ENV_IDS = {
@@ -332,7 +324,7 @@ def behaviour_cloning_policy(episodes: list[EpisodeBuffer], env: gym.Env, n_step
     """
     from sb3_iql.iql import IQL  # the algorithm imports nothing from here; import late to keep it so
 
-    with tempfile.TemporaryDirectory() as root, _datasets_root(Path(root)):
+    with tempfile.TemporaryDirectory() as root, minari_root(Path(root)):
         demos = minari.create_dataset_from_buffers("bc/demos-v0", episodes, env=env)
         model = IQL("MlpPolicy", env, beta=0.0, actor_lr_schedule="constant", seed=seed, device="cpu")
         model.learn_offline(demos, n_steps=n_steps)

@@ -20,7 +20,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_iql.datasets.recording import Policy, rollout_transitions, split_episodes, write_dataset
+from sb3_iql.common.episodes import Policy, rollout_transitions, split_episodes
+from sb3_iql.datasets.recording import write_dataset
 
 ENV_IDS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 # d4rl/infos.py: random and expert returns behind the locomotion normalized scores.

@@ -26,7 +26,8 @@ import numpy as np
 from gymnasium_robotics.envs.maze import maps
 from tqdm.auto import tqdm
 
-from sb3_iql.datasets.recording import episode_buffer, write_dataset
+from sb3_iql.common.episodes import episode_buffer
+from sb3_iql.datasets.recording import write_dataset
 
 Cell = tuple[int, int]
 
