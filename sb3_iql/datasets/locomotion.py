@@ -140,10 +140,12 @@ def build_locomotion(
             if level in levels or "medium-expert" in levels:
                 policy = _sac_policy(model, weights)
                 episodes[level] = rollout_transitions(env, policy, n_transitions, seed, f"{env_name}-{level}", progress)
-        episodes["medium-replay"] = replay_episodes(model, medium["timestep"])
-        recipes["medium-replay"] = f"SAC's replay buffer for its first {medium['timestep']} steps"
-        episodes["medium-expert"] = episodes.get("medium", []) + episodes.get("expert", [])
-        recipes["medium-expert"] = "the medium and expert sets together"
+        if "medium-replay" in levels:
+            episodes["medium-replay"] = replay_episodes(model, medium["timestep"])
+            recipes["medium-replay"] = f"SAC's replay buffer for its first {medium['timestep']} steps"
+        if "medium-expert" in levels:
+            episodes["medium-expert"] = episodes["medium"] + episodes["expert"]
+            recipes["medium-expert"] = "the medium and expert sets together"
     return {
         level: write_dataset(
             f"sb3-iql/{env_name}/{level}-v0",
