@@ -14,7 +14,7 @@ import math
 import os
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -357,6 +357,3 @@ def default_eval_episodes(dataset_id: str) -> int:
 def dispatch(specs: Sequence[RunSpec], args) -> list[dict[str, Any]]:
     run_all(specs, args.workers, args.ray_address, args.ray)
     return collect_rows(specs)
-
-
-Runner = Callable[[RunSpec], list[dict[str, Any]]]
