@@ -195,10 +195,11 @@ class TensorReplayBuffer(ReplayBuffer):
     def _get_samples(
         self, indices: th.Tensor, env: Union[VecNormalize, None] = None
     ) -> Union[ReplayBufferSamples, DictReplayBufferSamples]:
-        dones = self.dones[indices]
+        # index_select is about twice as fast as advanced indexing for a batch of rows.
+        dones = self.dones.index_select(0, indices)
         if self.handle_timeout_termination:
-            dones = dones * (1.0 - self.timeouts[indices])
-        rewards = self.rewards[indices]
+            dones = dones * (1.0 - self.timeouts.index_select(0, indices))
+        rewards = self.rewards.index_select(0, indices)
         observations = self._gather(self.observations, indices)
         next_observations = self._gather(self.next_observations, indices)
         if env is not None:
@@ -207,13 +208,15 @@ class TensorReplayBuffer(ReplayBuffer):
             next_observations = self._normalize(next_observations, env)
             rewards = self.to_torch(env.normalize_reward(rewards.cpu().numpy()).astype(np.float32))
         samples_class = DictReplayBufferSamples if isinstance(observations, dict) else ReplayBufferSamples
-        return samples_class(observations, self.actions[indices], next_observations, dones[:, None], rewards[:, None])  # type: ignore[arg-type]
+        return samples_class(
+            observations, self.actions.index_select(0, indices), next_observations, dones[:, None], rewards[:, None]
+        )  # type: ignore[arg-type]
 
     @staticmethod
     def _gather(storage: TensorOrDict, indices: th.Tensor) -> TensorOrDict:
         if isinstance(storage, dict):
-            return {key: value[indices] for key, value in storage.items()}
-        return storage[indices]
+            return {key: value.index_select(0, indices) for key, value in storage.items()}
+        return storage.index_select(0, indices)
 
     def _normalize(self, observations: TensorOrDict, env: VecNormalize) -> TensorOrDict:
         if isinstance(observations, dict):

@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
 from sb3_iql.common.offline_data import DatasetLike, check_spaces, dataset_transitions, load_minari_dataset
+from sb3_iql.common.optimizers import minimize, set_learning_rate
 from sb3_iql.common.wrappers import RecordSuccess
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
 from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
@@ -36,15 +37,6 @@ STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "me
 
 #: Compiled models one process can hold before torch.compile falls back to eager (about 3 entries each).
 RECOMPILE_LIMIT = 64
-
-
-def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> None:
-    """Set the lr of every param group; a tensor lr is filled in place, so a compiled step sees no new constant."""
-    for group in optimizer.param_groups:
-        if isinstance(group["lr"], th.Tensor):
-            group["lr"].fill_(learning_rate)
-        else:
-            group["lr"] = learning_rate
 
 
 def expectile_loss(diff: th.Tensor, expectile: float) -> th.Tensor:
@@ -218,7 +210,7 @@ class IQL(OffPolicyAlgorithm):
         # V: expectile regression toward the target critics' minimum.
         v = self.value(obs)
         value_loss = expectile_loss(target_q - v, self.expectile).mean()
-        self._optimize((self.value.optimizer,), value_loss)
+        minimize((self.value.optimizer,), value_loss)
 
         # Actor: advantage-weighted regression on dataset actions, weighed with the V just updated.
         with th.no_grad():
@@ -233,7 +225,7 @@ class IQL(OffPolicyAlgorithm):
         critic_loss = (q - td_target).pow(2).sum(dim=0).mean()
 
         # Actor and critics share no parameters and both use the updated V: one backward serves both.
-        self._optimize((self.actor.optimizer, self.critic.optimizer), actor_loss + critic_loss)
+        minimize((self.actor.optimizer, self.critic.optimizer), actor_loss + critic_loss)
 
         with th.no_grad():  # Polyak averaging, one fused op over all critic tensors
             th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
@@ -241,31 +233,35 @@ class IQL(OffPolicyAlgorithm):
 
     def _gradient_step(self, batch: ReplayBufferSamples) -> th.Tensor:
         """Run ``_update``, compiled when ``compile_update`` is set and compiling works here."""
-        if self.compile_update:
-            if self._compiled_update is None:
-                # A float lr is a constant to the compiled graph: every new cosine value would recompile.
-                for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
-                    for group in optimizer.param_groups:
-                        group["lr"] = th.tensor(float(group["lr"]), device=self.device)
-                # Dynamo keys compiled code on the code object and guards on the optimizer instance: each
-                # compiled model adds entries for Adam.step, and past the default limit of 8 (the third
-                # model in a process) the step silently falls back to eager.
-                th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-                self._compiled_update = th.compile(self._update)
-            try:
-                return self._compiled_update(batch)
-            except Exception as error:  # inductor needs a C++/Triton toolchain that not every machine has
-                warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); IQL continues without compiling.")
-                self.compile_update = False
+        if not self.compile_update:
+            return self._update(batch)
+        if self._compiled_update is None:
+            # The first step runs eagerly: it creates the optimizer state that the compiled graph then updates in place.
+            stats = self._update(batch)
+            self._compiled_update = self._compile_update()
+            return stats
+        # Tracing the gradients makes the whole update one graph (see common.optimizers.minimize). Set for this
+        # call only, and by hand: config.patch() costs about 0.1 ms, 2% of a step.
+        dynamo_config = th._dynamo.config
+        traced_before, dynamo_config.trace_autograd_ops = dynamo_config.trace_autograd_ops, True
+        try:
+            return self._compiled_update(batch)
+        except Exception as error:  # inductor needs a C++/Triton toolchain that not every machine has
+            warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); IQL continues without compiling.")
+            self.compile_update = False
+        finally:
+            dynamo_config.trace_autograd_ops = traced_before
         return self._update(batch)
 
-    @staticmethod
-    def _optimize(optimizers: tuple[th.optim.Optimizer, ...], loss: th.Tensor) -> None:
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        for optimizer in optimizers:
-            optimizer.step()
+    def _compile_update(self) -> Callable[[ReplayBufferSamples], th.Tensor]:
+        # A float lr is a constant to the compiled graph: every new cosine value would recompile.
+        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = th.tensor(float(group["lr"]), device=self.device)
+        # Dynamo keys compiled code on the code object and guards on the model's tensors: each compiled
+        # model adds an entry, and past the default limit of 8 the step silently falls back to eager.
+        th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
+        return th.compile(self._update)
 
     def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
         for name, value in zip(STAT_NAMES, (stats_sum / max(n_steps, 1)).tolist()):
