@@ -64,6 +64,7 @@ def main() -> None:
             args.eval_episodes or default_eval_episodes(dataset),
             args.domain or infer_domain(dataset, finetune=True),
             str(out),
+            args.compile,
         )
         for dataset in args.datasets
         for seed in range(args.seeds)

@@ -96,6 +96,7 @@ def main() -> None:
             args.eval_episodes or default_eval_episodes(dataset),
             args.domain or infer_domain(dataset),
             str(out),
+            args.compile,
         )
         for dataset in args.datasets
         for algo in args.algos

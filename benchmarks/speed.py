@@ -42,17 +42,23 @@ def flops_per_step(obs_dim: int, act_dim: int) -> float:
     return 2.0 * macs
 
 
-def matmul_gflops(seconds: float = 2.0) -> float:
-    """Measured float32 throughput of the matmuls IQL is made of (batch 256 x 256 x 256)."""
+def matmul_gflops(seconds: float = 2.0, windows: int = 5) -> float:
+    """
+    Float32 throughput of the matmuls IQL is made of (batch 256 x 256 x 256): the best of a few short
+    windows, since a ceiling is what the machine reaches when nothing else slows it down.
+    """
     a, b = th.randn(BATCH, HIDDEN), th.randn(HIDDEN, HIDDEN)
     for _ in range(50):
         a @ b
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for _ in range(100):
-            a @ b
-        n += 100
-    return n * 2 * BATCH * HIDDEN * HIDDEN / (time.perf_counter() - start) / 1e9
+    best = 0.0
+    for _ in range(windows):
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / windows:
+            for _ in range(100):
+                a @ b
+            n += 100
+        best = max(best, n * 2 * BATCH * HIDDEN * HIDDEN / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def random_episodes(obs_space: gym.Space, act_dim: int, n_transitions: int, episode_length: int = 1000) -> list[EpisodeBuffer]:
@@ -86,12 +92,16 @@ def make_dataset(dataset_id: str, obs_space: gym.Space, act_dim: int, n_transiti
     )
 
 
-def sb3_iql_steps_per_second(dataset: minari.MinariDataset, steps: int, compile_update: bool) -> float:
+def sb3_iql_steps_per_second(dataset: minari.MinariDataset, steps: int, compile_update: bool) -> tuple[float, float]:
+    """:return: Steps/s after a warm-up, and the seconds the warm-up (with compilation) took."""
     model = IQL("MlpPolicy", None, device="cpu", seed=0, compile_update=compile_update)
-    model.learn_offline(dataset, n_steps=30, log_interval=0)  # warm-up (and compilation)
+    model.load_dataset(dataset)
+    start = time.perf_counter()
+    model.learn_offline(dataset, n_steps=30, log_interval=0)
+    warm_up = time.perf_counter() - start
     start = time.perf_counter()
     model.learn_offline(dataset, n_steps=steps, log_interval=0)
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), warm_up
 
 
 def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> float:
@@ -221,14 +231,16 @@ def main() -> None:
     )
     header = f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
     print(header + "\n" + "-" * len(header))
+    compile_times: list[float] = []
     for name, (obs_dim, act_dim) in SIZES.items():
         dataset = make_dataset(
             f"bench/{name.split()[0]}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
         )
         # Shared machines drift: measure the ceiling next to the runs it is compared with.
         ceiling = matmul_gflops(1.0) * 1e9 / flops_per_step(obs_dim, act_dim)
-        eager = sb3_iql_steps_per_second(dataset, args.steps, compile_update=False)
-        compiled = None if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, compile_update=True)
+        eager, _ = sb3_iql_steps_per_second(dataset, args.steps, compile_update=False)
+        compiled, compile_seconds = (None, 0.0) if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, True)
+        compile_times.append(compile_seconds)
         d3rlpy = d3rlpy_steps_per_second(obs_dim, act_dim, args.steps)
         plain = plain_pytorch_steps_per_second(obs_dim, act_dim, args.steps)
         best = max(eager, compiled or 0.0)
@@ -245,6 +257,8 @@ def main() -> None:
         "(steps/s at batch 256, (256, 256) MLPs; ratios and ceiling share use the faster sb3-iql column;"
         " each row's ceiling is measured just before its runs)"
     )
+    if not args.no_compile:
+        print(f"compiled: the first 30 steps, compilation included, took {', '.join(f'{t:.1f}' for t in compile_times)} s")
     if not PEER_PYTHON.exists():
         print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
     if args.load_transitions:
