@@ -19,6 +19,7 @@ def main() -> None:
     parser.add_argument("--act-dim", type=int, required=True)
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--threads", type=int, default=th.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     th.set_num_threads(args.threads)
 
@@ -33,14 +34,17 @@ def main() -> None:
         terminals=terminals,
     )
     # The paper's sizes: (256, 256) MLPs, batch 256 (d3rlpy's IQL defaults otherwise).
-    algo = d3rlpy.algos.IQLConfig(batch_size=256).create(device="cpu:0")
+    algo = d3rlpy.algos.IQLConfig(batch_size=256).create(device=f"{args.device}:0")
     algo.build_with_dataset(dataset)
     # The body of d3rlpy's own fit() loop: sample a batch, update.
     for _ in range(20):
         algo.update(dataset.sample_transition_batch(256))
+    synchronize = th.cuda.synchronize if args.device == "cuda" else lambda: None
+    synchronize()
     start = time.perf_counter()
     for _ in range(args.steps):
         algo.update(dataset.sample_transition_batch(256))
+    synchronize()
     print(json.dumps({"steps_per_second": args.steps / (time.perf_counter() - start), "d3rlpy": d3rlpy.__version__}))
 
 

@@ -92,19 +92,29 @@ def make_dataset(dataset_id: str, obs_space: gym.Space, act_dim: int, n_transiti
     )
 
 
-def sb3_iql_steps_per_second(dataset: minari.MinariDataset, steps: int, compile_update: bool) -> tuple[float, float]:
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work, so a timer stops when the work is done."""
+    if th.device(device).type == "cuda":
+        th.cuda.synchronize()
+
+
+def sb3_iql_steps_per_second(
+    dataset: minari.MinariDataset, steps: int, compile_update: bool, device: str = "cpu"
+) -> tuple[float, float]:
     """:return: Steps/s after a warm-up, and the seconds the warm-up (with compilation) took."""
-    model = IQL("MlpPolicy", None, device="cpu", seed=0, compile_update=compile_update)
+    model = IQL("MlpPolicy", None, device=device, seed=0, compile_update=compile_update)
     model.load_dataset(dataset)
     start = time.perf_counter()
     model.learn_offline(dataset, n_steps=30, log_interval=0)
+    synchronize(device)
     warm_up = time.perf_counter() - start
     start = time.perf_counter()
     model.learn_offline(dataset, n_steps=steps, log_interval=0)
+    synchronize(device)
     return steps / (time.perf_counter() - start), warm_up
 
 
-def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> float:
+def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int, device: str = "cpu") -> float:
     """The same maths written the straightforward way: numpy batches, separate networks, three optimizers."""
 
     def mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -112,11 +122,14 @@ def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> fl
             nn.Linear(n_in, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, n_out)
         )
 
-    q1, q2, value, actor = mlp(obs_dim + act_dim, 1), mlp(obs_dim + act_dim, 1), mlp(obs_dim, 1), mlp(obs_dim, act_dim)
-    q1_target, q2_target = mlp(obs_dim + act_dim, 1), mlp(obs_dim + act_dim, 1)
+    q1, q2, value, actor = (
+        net.to(device)
+        for net in (mlp(obs_dim + act_dim, 1), mlp(obs_dim + act_dim, 1), mlp(obs_dim, 1), mlp(obs_dim, act_dim))
+    )
+    q1_target, q2_target = mlp(obs_dim + act_dim, 1).to(device), mlp(obs_dim + act_dim, 1).to(device)
     q1_target.load_state_dict(q1.state_dict())
     q2_target.load_state_dict(q2.state_dict())
-    log_std = nn.Parameter(th.zeros(act_dim))
+    log_std = nn.Parameter(th.zeros(act_dim, device=device))
     q_optimizer = th.optim.Adam([*q1.parameters(), *q2.parameters()], lr=3e-4)
     v_optimizer = th.optim.Adam(value.parameters(), lr=3e-4)
     pi_optimizer = th.optim.Adam([*actor.parameters(), log_std], lr=3e-4)
@@ -132,7 +145,9 @@ def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> fl
 
     def step() -> None:
         idx = rng.integers(0, n, BATCH)
-        obs, next_obs, act, rew, done = (th.as_tensor(data[k][idx]) for k in ("obs", "next_obs", "act", "rew", "done"))
+        obs, next_obs, act, rew, done = (
+            th.as_tensor(data[k][idx], device=device) for k in ("obs", "next_obs", "act", "rew", "done")
+        )
         obs_act = th.cat([obs, act], -1)
         with th.no_grad():
             target_q = th.min(q1_target(obs_act), q2_target(obs_act)).squeeze(-1)
@@ -160,13 +175,15 @@ def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> fl
 
     for _ in range(20):
         step()
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize(device)
     return steps / (time.perf_counter() - start)
 
 
-def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> float | None:
+def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int, device: str = "cpu") -> float | None:
     if not PEER_PYTHON.exists():
         return None
     command = [
@@ -178,7 +195,10 @@ def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int) -> float | N
         str(act_dim),
     ]
     output = subprocess.run(
-        [*command, "--steps", str(steps), "--threads", str(th.get_num_threads())], capture_output=True, text=True, check=True
+        [*command, "--steps", str(steps), "--threads", str(th.get_num_threads()), "--device", device],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(output.stdout.strip().splitlines()[-1])["steps_per_second"]
 
@@ -187,7 +207,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def load_benchmark(n_transitions: int) -> None:
+def load_benchmark(n_transitions: int, device: str = "cpu") -> None:
     """Time and memory to load an AntMaze-shaped (Dict observations) Minari dataset into the replay buffer."""
     obs_space = gym.spaces.Dict(
         {
@@ -201,9 +221,10 @@ def load_benchmark(n_transitions: int) -> None:
     build_seconds = time.perf_counter() - start
     del dataset
     rss_before = peak_rss_mib()
-    model = IQL("MultiInputPolicy", None, device="cpu", buffer_size=2 * n_transitions)
+    model = IQL("MultiInputPolicy", None, device=device, buffer_size=2 * n_transitions)
     start = time.perf_counter()
     model.learn_offline("bench/antmaze-shaped/random-v0", n_steps=0)
+    synchronize(device)
     load_seconds = time.perf_counter() - start
     buffer = model.replay_buffer
     raw_bytes = n_transitions * 4 * (2 * (27 + 2 + 2) + 8 + 3)  # obs, next obs, action, reward, done, timeout as float32
@@ -221,14 +242,16 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="timed gradient steps per measurement")
     parser.add_argument("--load-transitions", type=int, default=1_000_000, help="size of the load benchmark (0 to skip)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (every column runs there)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="sb3_iql_speed_")
+    # At batch 256 a GPU's matmuls wait on launches, not arithmetic: a FLOP ceiling says nothing there.
+    on_cpu = th.device(args.device).type == "cpu"
 
-    gflops = matmul_gflops()
-    print(
-        f"machine: {os.cpu_count()} CPUs, torch {th.__version__}, {th.get_num_threads()} threads; matmul {gflops:.0f} GFLOP/s"
-    )
+    machine = f"{os.cpu_count()} CPUs" if on_cpu else th.cuda.get_device_name()
+    ceiling_note = f"; matmul {matmul_gflops():.0f} GFLOP/s" if on_cpu else ""
+    print(f"machine: {machine}, torch {th.__version__}, {th.get_num_threads()} threads{ceiling_note}")
     header = f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
     print(header + "\n" + "-" * len(header))
     compile_times: list[float] = []
@@ -237,21 +260,24 @@ def main() -> None:
             f"bench/{name.split()[0]}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
         )
         # Shared machines drift: measure the ceiling next to the runs it is compared with.
-        ceiling = matmul_gflops(1.0) * 1e9 / flops_per_step(obs_dim, act_dim)
-        eager, _ = sb3_iql_steps_per_second(dataset, args.steps, compile_update=False)
-        compiled, compile_seconds = (None, 0.0) if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, True)
+        ceiling = matmul_gflops(1.0) * 1e9 / flops_per_step(obs_dim, act_dim) if on_cpu else None
+        eager, _ = sb3_iql_steps_per_second(dataset, args.steps, False, args.device)
+        compiled, compile_seconds = (
+            (None, 0.0) if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, True, args.device)
+        )
         compile_times.append(compile_seconds)
-        d3rlpy = d3rlpy_steps_per_second(obs_dim, act_dim, args.steps)
-        plain = plain_pytorch_steps_per_second(obs_dim, act_dim, args.steps)
+        d3rlpy = d3rlpy_steps_per_second(obs_dim, act_dim, args.steps, args.device)
+        plain = plain_pytorch_steps_per_second(obs_dim, act_dim, args.steps, args.device)
         best = max(eager, compiled or 0.0)
 
         def fmt(value: float | None, width: int) -> str:
             return f"{value:>{width}.0f}" if value is not None else f"{'n/a':>{width}}"
 
         vs_d3rlpy = f"{best / d3rlpy:>10.2f}x" if d3rlpy else f"{'n/a':>11}"
+        of_ceiling = f"{100 * best / ceiling:>11.0f}%" if ceiling else f"{'n/a':>12}"
         print(
-            f"{f'{name} ({obs_dim}, {act_dim})':<26}{ceiling:>9.0f}{fmt(eager, 9)}{fmt(compiled, 10)}{fmt(d3rlpy, 8)}{plain:>8.0f}"
-            f"{vs_d3rlpy}{best / plain:>9.2f}x{100 * best / ceiling:>11.0f}%"
+            f"{f'{name} ({obs_dim}, {act_dim})':<26}{fmt(ceiling, 9)}{fmt(eager, 9)}{fmt(compiled, 10)}{fmt(d3rlpy, 8)}"
+            f"{plain:>8.0f}{vs_d3rlpy}{best / plain:>9.2f}x{of_ceiling}"
         )
     print(
         "(steps/s at batch 256, (256, 256) MLPs; ratios and ceiling share use the faster sb3-iql column;"
@@ -262,7 +288,7 @@ def main() -> None:
     if not PEER_PYTHON.exists():
         print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
     if args.load_transitions:
-        load_benchmark(args.load_transitions)
+        load_benchmark(args.load_transitions, args.device)
 
 
 if __name__ == "__main__":

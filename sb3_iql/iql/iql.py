@@ -246,6 +246,9 @@ class IQL(OffPolicyAlgorithm):
         dynamo_config = th._dynamo.config
         traced_before, dynamo_config.trace_autograd_ops = dynamo_config.trace_autograd_ops, True
         try:
+            if self.device.type == "cuda":
+                # Each call is a step of its own to CUDA graph trees: the previous step's outputs are consumed.
+                th.compiler.cudagraph_mark_step_begin()
             return self._compiled_update(batch)
         except Exception as error:  # inductor needs a C++/Triton toolchain that not every machine has
             warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); IQL continues without compiling.")
@@ -262,7 +265,19 @@ class IQL(OffPolicyAlgorithm):
         # Dynamo keys compiled code on the code object and guards on the model's tensors: each compiled
         # model adds an entry, and past the default limit of 8 the step silently falls back to eager.
         th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        return th.compile(self._update)
+        if self.device.type != "cuda":
+            return th.compile(self._update)
+        # On a GPU the step is a few hundred small kernels: CUDA graphs launch them as one. A graph reads and
+        # updates tensors at fixed addresses, so the optimizer state is marked static (parameters already are);
+        # the guard recompiles if a tensor is replaced (a loaded state dict).
+        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
+            for group in optimizer.param_groups:
+                th._dynamo.mark_static_address(group["lr"])
+            for state in optimizer.state.values():
+                for value in state.values():
+                    if isinstance(value, th.Tensor):
+                        th._dynamo.mark_static_address(value)
+        return th.compile(self._update, mode="reduce-overhead")
 
     def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
         for name, value in zip(STAT_NAMES, (stats_sum / max(n_steps, 1)).tolist()):
