@@ -16,6 +16,21 @@ def set_learning_rate(optimizer: th.optim.Optimizer, learning_rate: float) -> No
             group["lr"] = learning_rate
 
 
+def mark_state_static(optimizer: th.optim.Optimizer) -> None:
+    """
+    Mark the optimizer's learning rates and state as tensors at fixed addresses, as a CUDA graph needs the
+    tensors it updates in place (parameters already count as such). A replaced tensor, from a loaded state
+    dict, fails dynamo's guard and recompiles.
+    """
+    for group in optimizer.param_groups:
+        if isinstance(group["lr"], th.Tensor):
+            th._dynamo.mark_static_address(group["lr"])
+    for state in optimizer.state.values():
+        for value in state.values():
+            if isinstance(value, th.Tensor):
+                th._dynamo.mark_static_address(value)
+
+
 def minimize(optimizers: Sequence[th.optim.Optimizer], loss: th.Tensor) -> None:
     """
     One optimizer step of every optimizer in ``optimizers`` on the gradients of ``loss``.

@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
 from sb3_iql.common.offline_data import DatasetLike, check_spaces, dataset_transitions, load_minari_dataset
-from sb3_iql.common.optimizers import minimize, set_learning_rate
+from sb3_iql.common.optimizers import mark_state_static, minimize, set_learning_rate
 from sb3_iql.common.wrappers import RecordSuccess
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
 from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
@@ -258,8 +258,9 @@ class IQL(OffPolicyAlgorithm):
         return self._update(batch)
 
     def _compile_update(self) -> Callable[[ReplayBufferSamples], th.Tensor]:
+        optimizers = (self.actor.optimizer, self.critic.optimizer, self.value.optimizer)
         # A float lr is a constant to the compiled graph: every new cosine value would recompile.
-        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
+        for optimizer in optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = th.tensor(float(group["lr"]), device=self.device)
         # Dynamo keys compiled code on the code object and guards on the model's tensors: each compiled
@@ -267,16 +268,9 @@ class IQL(OffPolicyAlgorithm):
         th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         if self.device.type != "cuda":
             return th.compile(self._update)
-        # On a GPU the step is a few hundred small kernels: CUDA graphs launch them as one. A graph reads and
-        # updates tensors at fixed addresses, so the optimizer state is marked static (parameters already are);
-        # the guard recompiles if a tensor is replaced (a loaded state dict).
-        for optimizer in (self.actor.optimizer, self.critic.optimizer, self.value.optimizer):
-            for group in optimizer.param_groups:
-                th._dynamo.mark_static_address(group["lr"])
-            for state in optimizer.state.values():
-                for value in state.values():
-                    if isinstance(value, th.Tensor):
-                        th._dynamo.mark_static_address(value)
+        # On a GPU the step is a few hundred small kernels, which CUDA graphs launch as one.
+        for optimizer in optimizers:
+            mark_state_static(optimizer)
         return th.compile(self._update, mode="reduce-overhead")
 
     def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
