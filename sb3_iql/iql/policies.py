@@ -55,9 +55,9 @@ class EnsembleLinear(nn.Module):
         orthogonal_init(self)
 
     def forward(self, inputs: th.Tensor) -> th.Tensor:
-        # (batch, in) is shared by every member; (n, batch, in) gives each member its own input.
+        # (batch, in) is shared by every member (a broadcast view, no copy); (n, batch, in) gives each its own input.
         if inputs.dim() == 2:
-            return th.matmul(inputs, self.weight) + self.bias
+            inputs = inputs.expand(len(self.weight), *inputs.shape)
         return th.baddbmm(self.bias, inputs, self.weight)
 
 
