@@ -1,10 +1,11 @@
 """Training speed of sb3-iql against d3rlpy's IQL and a plain PyTorch IQL loop, side by side.
 
-    python benchmarks/speed.py --steps 300 --load-transitions 1000000
+    python benchmarks/speed.py --steps 600 --repeats 3 --load-transitions 1000000
 
 Prints gradient steps/s at the paper's network sizes for three observation/action sizes, the
 ratios to the peers, the share of the compute ceiling (FLOPs per step / this machine's
-measured matmul throughput), and the time and memory to load a large Minari dataset.
+measured matmul throughput), all as medians of interleaved rounds, and the time and memory to
+load a large Minari dataset.
 """
 
 import argparse
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -29,6 +32,8 @@ from sb3_iql import IQL
 SIZES = {"locomotion (hopper)": (11, 3), "antmaze": (29, 8), "adroit (door)": (39, 28)}
 HIDDEN, BATCH = 256, 256
 PEER_PYTHON = Path(__file__).parent / ".venv-d3rlpy" / "bin" / "python"
+#: Measures this many steps and returns steps/s.
+Timer = Callable[[int], float]
 
 
 def flops_per_step(obs_dim: int, act_dim: int) -> float:
@@ -98,23 +103,28 @@ def synchronize(device: str) -> None:
         th.cuda.synchronize()
 
 
-def sb3_iql_steps_per_second(
-    dataset: minari.MinariDataset, steps: int, compile_update: bool, device: str = "cpu"
-) -> tuple[float, float]:
-    """:return: Steps/s after a warm-up, and the seconds the warm-up (with compilation) took."""
+def steps_per_second(run_steps: Callable[[int], object], steps: int, device: str) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    run_steps(steps)
+    synchronize(device)
+    return steps / (time.perf_counter() - start)
+
+
+def sb3_iql_timer(dataset: minari.MinariDataset, compile_update: bool, device: str = "cpu") -> tuple[Timer, float]:
+    """:return: A timer of ``IQL.learn_offline`` steps, and the seconds its warm-up (with compilation) took."""
     model = IQL("MlpPolicy", None, device=device, seed=0, compile_update=compile_update)
     model.load_dataset(dataset)
+
+    def run_steps(steps: int) -> None:
+        model.learn_offline(dataset, n_steps=steps, log_interval=0)
+
     start = time.perf_counter()
-    model.learn_offline(dataset, n_steps=30, log_interval=0)
-    synchronize(device)
-    warm_up = time.perf_counter() - start
-    start = time.perf_counter()
-    model.learn_offline(dataset, n_steps=steps, log_interval=0)
-    synchronize(device)
-    return steps / (time.perf_counter() - start), warm_up
+    steps_per_second(run_steps, 30, device)
+    return lambda steps: steps_per_second(run_steps, steps, device), time.perf_counter() - start
 
 
-def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int, device: str = "cpu") -> float:
+def plain_pytorch_timer(obs_dim: int, act_dim: int, device: str = "cpu") -> Timer:
     """The same maths written the straightforward way: numpy batches, separate networks, three optimizers."""
 
     def mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -173,14 +183,12 @@ def plain_pytorch_steps_per_second(obs_dim: int, act_dim: int, steps: int, devic
                 for p, tp in zip(net.parameters(), target.parameters()):
                     tp.mul_(0.995).add_(0.005 * p)
 
-    for _ in range(20):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    return steps / (time.perf_counter() - start)
+    def run_steps(steps: int) -> None:
+        for _ in range(steps):
+            step()
+
+    run_steps(20)
+    return lambda steps: steps_per_second(run_steps, steps, device)
 
 
 def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int, device: str = "cpu") -> float | None:
@@ -237,51 +245,103 @@ def load_benchmark(n_transitions: int, device: str = "cpu") -> None:
     print(f"  peak RSS: {peak_rss_mib():.0f} MiB (before loading {rss_before:.0f} MiB)")
 
 
+@dataclass
+class Row:
+    """Median steps/s of each contender over the rounds, and the median of each round's ratios."""
+
+    ceiling: float | None
+    eager: float
+    compiled: float | None
+    d3rlpy: float | None
+    plain: float
+    vs_d3rlpy: float | None
+    vs_plain: float
+    of_ceiling: float | None
+    compile_seconds: float
+
+
+def measure_row(obs_dim: int, act_dim: int, args: argparse.Namespace) -> Row:
+    """
+    Every contender, then again, ``args.repeats`` times over: a shared machine's speed drifts by
+    minutes, so each round's ratios compare measurements taken next to each other.
+    """
+    dataset = make_dataset(
+        f"bench/{obs_dim}-{act_dim}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
+    )
+    on_cpu = th.device(args.device).type == "cpu"
+    eager_timer, _ = sb3_iql_timer(dataset, False, args.device)
+    compiled_timer, compile_seconds = (None, 0.0) if args.no_compile else sb3_iql_timer(dataset, True, args.device)
+    plain_timer = plain_pytorch_timer(obs_dim, act_dim, args.device)
+    rounds: dict[str, list[float | None]] = {key: [] for key in ("ceiling", "eager", "compiled", "d3rlpy", "plain")}
+    for _ in range(args.repeats):
+        # At batch 256 a GPU's matmuls wait on launches, not arithmetic: a FLOP ceiling says nothing there.
+        rounds["ceiling"].append(matmul_gflops(0.5) * 1e9 / flops_per_step(obs_dim, act_dim) if on_cpu else None)
+        rounds["eager"].append(eager_timer(args.steps))
+        rounds["compiled"].append(compiled_timer(args.steps) if compiled_timer else None)
+        rounds["d3rlpy"].append(d3rlpy_steps_per_second(obs_dim, act_dim, args.steps, args.device))
+        rounds["plain"].append(plain_timer(args.steps))
+    best = [max(eager, compiled or 0.0) for eager, compiled in zip(rounds["eager"], rounds["compiled"])]
+
+    def median(values: list) -> float | None:
+        return None if None in values else float(np.median(values))
+
+    def median_ratio(denominators: list) -> float | None:
+        return None if None in denominators else float(np.median(np.divide(best, denominators)))
+
+    return Row(
+        ceiling=median(rounds["ceiling"]),
+        eager=median(rounds["eager"]),  # type: ignore[arg-type]
+        compiled=median(rounds["compiled"]),
+        d3rlpy=median(rounds["d3rlpy"]),
+        plain=median(rounds["plain"]),  # type: ignore[arg-type]
+        vs_d3rlpy=median_ratio(rounds["d3rlpy"]),
+        vs_plain=median_ratio(rounds["plain"]),  # type: ignore[arg-type]
+        of_ceiling=median_ratio(rounds["ceiling"]),
+        compile_seconds=compile_seconds,
+    )
+
+
+def format_row(name: str, row: Row) -> str:
+    def number(value: float | None, width: int, suffix: str = "", scale: float = 1.0, digits: int = 0) -> str:
+        if value is None:
+            return f"{'n/a':>{width}}"
+        return f"{value * scale:>{width - len(suffix)}.{digits}f}{suffix}"
+
+    return (
+        f"{name:<26}{number(row.ceiling, 9)}{number(row.eager, 9)}{number(row.compiled, 10)}{number(row.d3rlpy, 8)}"
+        f"{number(row.plain, 8)}{number(row.vs_d3rlpy, 11, 'x', digits=2)}{number(row.vs_plain, 10, 'x', digits=2)}"
+        f"{number(row.of_ceiling, 12, '%', scale=100)}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="timed gradient steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements per size (medians are printed)")
     parser.add_argument("--load-transitions", type=int, default=1_000_000, help="size of the load benchmark (0 to skip)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (every column runs there)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="sb3_iql_speed_")
-    # At batch 256 a GPU's matmuls wait on launches, not arithmetic: a FLOP ceiling says nothing there.
-    on_cpu = th.device(args.device).type == "cpu"
 
+    on_cpu = th.device(args.device).type == "cpu"
     machine = f"{os.cpu_count()} CPUs" if on_cpu else th.cuda.get_device_name()
     ceiling_note = f"; matmul {matmul_gflops():.0f} GFLOP/s" if on_cpu else ""
     print(f"machine: {machine}, torch {th.__version__}, {th.get_num_threads()} threads{ceiling_note}")
-    header = f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
+    header = (
+        f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}"
+        f"{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
+    )
     print(header + "\n" + "-" * len(header))
-    compile_times: list[float] = []
+    compile_times = []
     for name, (obs_dim, act_dim) in SIZES.items():
-        dataset = make_dataset(
-            f"bench/{name.split()[0]}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
-        )
-        # Shared machines drift: measure the ceiling next to the runs it is compared with.
-        ceiling = matmul_gflops(1.0) * 1e9 / flops_per_step(obs_dim, act_dim) if on_cpu else None
-        eager, _ = sb3_iql_steps_per_second(dataset, args.steps, False, args.device)
-        compiled, compile_seconds = (
-            (None, 0.0) if args.no_compile else sb3_iql_steps_per_second(dataset, args.steps, True, args.device)
-        )
-        compile_times.append(compile_seconds)
-        d3rlpy = d3rlpy_steps_per_second(obs_dim, act_dim, args.steps, args.device)
-        plain = plain_pytorch_steps_per_second(obs_dim, act_dim, args.steps, args.device)
-        best = max(eager, compiled or 0.0)
-
-        def fmt(value: float | None, width: int) -> str:
-            return f"{value:>{width}.0f}" if value is not None else f"{'n/a':>{width}}"
-
-        vs_d3rlpy = f"{best / d3rlpy:>10.2f}x" if d3rlpy else f"{'n/a':>11}"
-        of_ceiling = f"{100 * best / ceiling:>11.0f}%" if ceiling else f"{'n/a':>12}"
-        print(
-            f"{f'{name} ({obs_dim}, {act_dim})':<26}{fmt(ceiling, 9)}{fmt(eager, 9)}{fmt(compiled, 10)}{fmt(d3rlpy, 8)}"
-            f"{plain:>8.0f}{vs_d3rlpy}{best / plain:>9.2f}x{of_ceiling}"
-        )
+        row = measure_row(obs_dim, act_dim, args)
+        compile_times.append(row.compile_seconds)
+        print(format_row(f"{name} ({obs_dim}, {act_dim})", row), flush=True)
     print(
-        "(steps/s at batch 256, (256, 256) MLPs; ratios and ceiling share use the faster sb3-iql column;"
-        " each row's ceiling is measured just before its runs)"
+        f"(steps/s at batch 256, (256, 256) MLPs, medians of {args.repeats} interleaved rounds of {args.steps} steps;"
+        " ratios and ceiling share: medians of each round's ratio, using the faster sb3-iql column)"
     )
     if not args.no_compile:
         print(f"compiled: the first 30 steps, compilation included, took {', '.join(f'{t:.1f}' for t in compile_times)} s")
