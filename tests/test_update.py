@@ -104,3 +104,19 @@ def test_compiled_update_is_one_graph():
     assert model.compile_update, "compiling failed and the update fell back to eager"
     assert not counters["graph_break"], dict(counters["graph_break"])
     assert counters["stats"]["unique_graphs"] == 1
+
+
+def test_compile_falls_back_to_eager_where_it_cannot_compile():
+    th._dynamo.reset()
+    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update=True)
+    eager = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32))
+    batches = [model.replay_buffer.sample(32) for _ in range(3)]
+    with th._inductor.config.patch({"cpp.cxx": (None, "/no/such/compiler"), "fx_graph_cache": False}):
+        with pytest.warns(UserWarning, match="torch.compile failed"):
+            stats = [model._gradient_step(batch) for batch in batches]
+    assert not model.compile_update
+    # The step that failed to compile ran eagerly instead: the model trained exactly as an eager one.
+    for batch, expected in zip(batches, stats):
+        th.testing.assert_close(eager._gradient_step(batch), expected)
+    for p_model, p_eager in zip(model.policy.parameters(), eager.policy.parameters()):
+        th.testing.assert_close(p_model, p_eager)

@@ -267,7 +267,9 @@ class IQL(OffPolicyAlgorithm):
         # model adds an entry, and past the default limit of 8 the step silently falls back to eager.
         th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         if self.device.type != "cuda":
-            return th.compile(self._update)
+            # A C++ wrapper calls the ~70 kernels of a step without Python in between; dynamo's guards already
+            # check every input's size and strides, so inductor's own asserts only repeat them (7% a step together).
+            return th.compile(self._update, options={"cpp_wrapper": True, "size_asserts": False})
         # On a GPU the step is a few hundred small kernels, which CUDA graphs launch as one.
         for optimizer in optimizers:
             mark_state_static(optimizer)
