@@ -318,6 +318,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="timed gradient steps per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements per size (medians are printed)")
+    parser.add_argument(
+        "--sizes", nargs="+", choices=[name.split()[0] for name in SIZES], help="rows to measure (default: all)"
+    )
     parser.add_argument("--load-transitions", type=int, default=1_000_000, help="size of the load benchmark (0 to skip)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (every column runs there)")
@@ -336,6 +339,8 @@ def main() -> None:
     print(header + "\n" + "-" * len(header))
     compile_times = []
     for name, (obs_dim, act_dim) in SIZES.items():
+        if args.sizes and name.split()[0] not in args.sizes:
+            continue
         row = measure_row(obs_dim, act_dim, args)
         compile_times.append(row.compile_seconds)
         print(format_row(f"{name} ({obs_dim}, {act_dim})", row), flush=True)
