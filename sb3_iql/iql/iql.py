@@ -77,8 +77,8 @@ class IQL(OffPolicyAlgorithm):
     :param reward_scale: Rewards are used as ``r * reward_scale + reward_shift`` at sample time.
         ``"return_range"`` sets the scale to ``1000 / (max - min episode return)`` of the dataset (paper, locomotion).
     :param reward_shift: See ``reward_scale`` (paper: -1 on AntMaze)
-    :param compile_update: Compile the gradient step with ``torch.compile`` into one graph: 1.4-1.6x faster on 2 CPU
-        cores, after a compilation of ~30 s (~5 s once inductor's on-disk cache holds it); worth it for long runs.
+    :param compile_update: Compile the gradient step with ``torch.compile`` into one graph: 1.3-1.5x faster on 2 CPU
+        cores, after a compilation of 20-30 s (~5 s once inductor's on-disk cache holds it); worth it for long runs.
         Falls back to eager execution, with a warning, where compiling fails.
     :param replay_buffer_class: Replay buffer class (default: ``TensorReplayBuffer``)
     :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation
