@@ -257,10 +257,13 @@ class IQL(OffPolicyAlgorithm):
             dynamo_config.trace_autograd_ops = traced_before
         return self._update(batch)
 
+    @property
+    def _optimizers(self) -> list[th.optim.Optimizer]:
+        return [self.actor.optimizer, self.critic.optimizer, self.value.optimizer]
+
     def _compile_update(self) -> Callable[[ReplayBufferSamples], th.Tensor]:
-        optimizers = (self.actor.optimizer, self.critic.optimizer, self.value.optimizer)
         # A float lr is a constant to the compiled graph: every new cosine value would recompile.
-        for optimizer in optimizers:
+        for optimizer in self._optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = th.tensor(float(group["lr"]), device=self.device)
         # Dynamo keys compiled code on the code object and guards on the model's tensors: each compiled
@@ -271,7 +274,7 @@ class IQL(OffPolicyAlgorithm):
             # check every input's size and strides, so inductor's own asserts only repeat them (7% a step together).
             return th.compile(self._update, options={"cpp_wrapper": True, "size_asserts": False})
         # On a GPU the step is a few hundred small kernels, which CUDA graphs launch as one.
-        for optimizer in optimizers:
+        for optimizer in self._optimizers:
             mark_state_static(optimizer)
         return th.compile(self._update, mode="reduce-overhead")
 
@@ -290,7 +293,7 @@ class IQL(OffPolicyAlgorithm):
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
-        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer, self.value.optimizer])
+        self._update_learning_rate(self._optimizers)
         stats_sum = th.zeros(len(STAT_NAMES), device=self.device)
         for _ in range(gradient_steps):
             stats_sum += self._gradient_step(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env))  # type: ignore[arg-type]
