@@ -117,7 +117,7 @@ def sb3_iql_timer(dataset: minari.MinariDataset, compile_update: bool, device: s
     model.load_dataset(dataset)
 
     def run_steps(steps: int) -> None:
-        model.learn_offline(dataset, n_steps=steps, log_interval=0)
+        model.learn_offline(dataset, total_timesteps=steps, log_interval=0)
 
     start = time.perf_counter()
     steps_per_second(run_steps, 30, device)
@@ -231,7 +231,7 @@ def load_benchmark(n_transitions: int, device: str = "cpu") -> None:
     rss_before = peak_rss_mib()
     model = IQL("MultiInputPolicy", None, device=device, buffer_size=2 * n_transitions)
     start = time.perf_counter()
-    model.learn_offline("bench/antmaze-shaped/random-v0", n_steps=0)
+    model.learn_offline("bench/antmaze-shaped/random-v0", total_timesteps=0)
     synchronize(device)
     load_seconds = time.perf_counter() - start
     buffer = model.replay_buffer

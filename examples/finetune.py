@@ -24,7 +24,7 @@ def main() -> None:
     model = IQL("MlpPolicy", env, seed=args.seed, **IQL.paper_hyperparameters("adroit_finetune"))
 
     offline_eval = IQLEvalCallback(dataset.recover_environment(), dataset, eval_freq=0, n_eval_episodes=args.eval_episodes)
-    model.learn_offline(dataset, n_steps=args.offline_steps, callback=offline_eval, progress_bar=True)
+    model.learn_offline(dataset, total_timesteps=args.offline_steps, callback=offline_eval, progress_bar=True)
     offline = offline_eval.evaluate()
 
     online_eval = IQLEvalCallback(

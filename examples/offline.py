@@ -28,7 +28,7 @@ def main() -> None:
     evaluation = IQLEvalCallback(
         dataset.recover_environment(), dataset, eval_freq=max(args.steps // 5, 1), n_eval_episodes=args.eval_episodes
     )
-    model.learn_offline(dataset, n_steps=args.steps, callback=evaluation, progress_bar=True)
+    model.learn_offline(dataset, total_timesteps=args.steps, callback=evaluation, progress_bar=True)
     for result in evaluation.evaluations:
         print(
             f"step {int(result['timesteps']):>7}: return {result['mean_reward']:8.1f}, normalized score {result['normalized_score']:6.1f}"

@@ -88,3 +88,47 @@ def two_step_dataset() -> minari.MinariDataset:
 
 def pytest_report_header(config):
     return f"MINARI datasets: per-test temp dirs; torch {th.__version__}; threads {th.get_num_threads()}; cwd {os.getcwd()}"
+
+
+class NestedGoalEnv(gym.Env):
+    """
+    Goal dicts nested inside the observation, as Minari's FrankaKitchen datasets have them: a point on a
+    line whose ``achieved_goal`` / ``desired_goal`` are dicts of named sub-goals. Reward: minus the distance.
+    """
+
+    def __init__(self, max_steps: int = 10):
+        goals = gym.spaces.Dict(
+            {"kettle": gym.spaces.Box(-5, 5, (2,), np.float64), "microwave": gym.spaces.Box(-5, 5, (1,), np.float64)}
+        )
+        self.observation_space = gym.spaces.Dict(
+            {"observation": gym.spaces.Box(-5, 5, (3,), np.float64), "achieved_goal": goals, "desired_goal": goals}
+        )
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        self.max_steps = max_steps
+
+    def _obs(self) -> dict:
+        goal = {"kettle": np.array([self.goal, -self.goal]), "microwave": np.array([self.goal])}
+        achieved = {"kettle": np.array([self.x, -self.x]), "microwave": np.array([self.x])}
+        return {"observation": np.array([self.x, self.goal, self.t / 10.0]), "achieved_goal": achieved, "desired_goal": goal}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.goal, self.t = 0.0, float(self.np_random.uniform(-2, 2)), 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.x = float(np.clip(self.x + 0.5 * float(action[0]), -5, 5))
+        self.t += 1
+        return self._obs(), -abs(self.x - self.goal), False, self.t >= self.max_steps, {}
+
+
+@pytest.fixture
+def nested_dataset() -> minari.MinariDataset:
+    """6 random episodes of 10 steps in ``NestedGoalEnv``: nested Dict observations."""
+    env = NestedGoalEnv()
+    return minari.create_dataset_from_buffers(
+        "tests/nested/random-v0",
+        rollout_episodes(env, 6),
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+    )

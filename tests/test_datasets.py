@@ -36,7 +36,7 @@ def ref_scores(dataset: minari.MinariDataset) -> tuple[float, float]:
 
 def assert_learnable(dataset: minari.MinariDataset, policy: str = "MlpPolicy") -> None:
     model = IQL(policy, None, batch_size=32, device="cpu")
-    model.learn_offline(dataset, n_steps=3)
+    model.learn_offline(dataset, total_timesteps=3)
     assert model.replay_buffer.size() == dataset.total_steps
 
 

@@ -21,7 +21,7 @@ def small_iql(env, **kwargs) -> IQL:
 
 def test_box_dataset_fills_buffer_with_scaled_actions(pendulum_dataset):
     model = small_iql(gym.make("Pendulum-v1"))
-    model.learn_offline("tests/pendulum/random-v0", n_steps=5)
+    model.learn_offline("tests/pendulum/random-v0", total_timesteps=5)
     buffer = model.replay_buffer
     episodes = list(pendulum_dataset.iterate_episodes())
     assert buffer.size() == pendulum_dataset.total_steps == 400
@@ -42,7 +42,7 @@ def test_box_dataset_fills_buffer_with_scaled_actions(pendulum_dataset):
 def test_dict_observations_with_multi_input_policy(pointmaze_dataset):
     env = gym.make("PointMaze_UMaze-v3", max_episode_steps=40)
     model = small_iql(env, policy="MultiInputPolicy")
-    model.learn_offline(pointmaze_dataset, n_steps=20)
+    model.learn_offline(pointmaze_dataset, total_timesteps=20)
     buffer = model.replay_buffer
     assert set(buffer.observations) == {"achieved_goal", "desired_goal", "observation"}
     assert buffer.size() == 160 and buffer.observations["observation"].shape[1:] == (4,)
@@ -59,7 +59,7 @@ def test_dict_observations_with_multi_input_policy(pointmaze_dataset):
 def test_env_less_model_takes_spaces_from_dataset(pendulum_dataset):
     model = small_iql(None)
     assert model.observation_space is None
-    model.learn_offline(pendulum_dataset, n_steps=10, progress_bar=True)
+    model.learn_offline(pendulum_dataset, total_timesteps=10, progress_bar=True)
     assert model.observation_space.shape == (3,) and model.action_space.high[0] == 2.0
     assert model.num_timesteps == 10 and model._n_updates == 10
     action, _ = model.predict(np.zeros(3, np.float32), deterministic=True)
@@ -68,13 +68,13 @@ def test_env_less_model_takes_spaces_from_dataset(pendulum_dataset):
 
 def test_env_less_dict_dataset_needs_multi_input_policy(pointmaze_dataset):
     with pytest.raises(ValueError, match="MultiInputPolicy"):
-        small_iql(None).learn_offline(pointmaze_dataset, n_steps=1)
+        small_iql(None).learn_offline(pointmaze_dataset, total_timesteps=1)
 
 
 def test_offline_online_save_load_round_trip(pendulum_dataset, tmp_path):
     env = gym.make("Pendulum-v1", max_episode_steps=50)
     model = small_iql(env, learning_rate=1e-3)
-    model.learn_offline(pendulum_dataset, n_steps=50)
+    model.learn_offline(pendulum_dataset, total_timesteps=50)
     model.learn(100)
     # Online rows are appended after the dataset; the dataset stays in the buffer.
     assert model.replay_buffer.size() == 400 + 100
@@ -103,7 +103,7 @@ def test_offline_online_save_load_round_trip(pendulum_dataset, tmp_path):
     assert loaded.replay_buffer.size() == 500
     np.testing.assert_array_equal(loaded.replay_buffer.rewards.numpy(), model.replay_buffer.rewards[:500].numpy())
     # The loaded model continues both offline (same dataset: not loaded twice) and online.
-    loaded.learn_offline(pendulum_dataset, n_steps=5)
+    loaded.learn_offline(pendulum_dataset, total_timesteps=5)
     assert loaded.replay_buffer.size() == 500
     loaded.learn(20)
     assert loaded.replay_buffer.size() == 520
@@ -112,7 +112,7 @@ def test_offline_online_save_load_round_trip(pendulum_dataset, tmp_path):
 def test_online_learning_starts_from_the_offline_policy(pendulum_dataset):
     env = gym.make("Pendulum-v1", max_episode_steps=50)
     model = small_iql(env)
-    model.learn_offline(pendulum_dataset, n_steps=5)
+    model.learn_offline(pendulum_dataset, total_timesteps=5)
     assert model.learning_starts == 0
     obs = model.env.reset()
     model._last_obs = obs
@@ -124,13 +124,45 @@ def test_online_learning_starts_from_the_offline_policy(pendulum_dataset):
 
 
 def test_works_with_vec_env_and_evaluate_policy(pendulum_dataset):
-    vec_env = DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)] * 2)
+    make = lambda: gym.make("Pendulum-v1", max_episode_steps=50)  # noqa: E731
+    vec_env = DummyVecEnv([make] * 2)
     model = small_iql(vec_env)
-    model.learn_offline(pendulum_dataset, n_steps=5)
+    model.learn_offline(pendulum_dataset, total_timesteps=5)
     model.learn(40)
     assert model.replay_buffer.size() == 200 + 20  # SB3 counts rows of n_envs transitions
-    mean_reward, _ = evaluate_policy(model, vec_env, n_eval_episodes=2)
-    assert -50 * 17 < mean_reward <= 0
+    vec_env.seed(5)
+    returns, lengths = evaluate_policy(model, vec_env, n_eval_episodes=4, return_episode_rewards=True)
+    # The same episodes played by hand with predict(): env i is seeded 5 + i, then plays two episodes.
+    expected = []
+    for index in range(2):
+        env = make()
+        obs, _ = env.reset(seed=5 + index)
+        for _ in range(2):
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(model.predict(obs, deterministic=True)[0])
+                total, done = total + reward, terminated or truncated
+            expected.append(total)
+            obs, _ = env.reset()
+    assert lengths == [50] * 4
+    np.testing.assert_allclose(sorted(returns), sorted(expected), rtol=1e-5)
+
+
+class SuccessEveryOtherEpisode(gym.Wrapper):
+    """Reports ``info["success"]`` on the last step of every second episode: a success rate of exactly 0.5."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.episodes = 0
+
+    def reset(self, **kwargs):
+        self.episodes += 1
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["success"] = (terminated or truncated) and self.episodes % 2 == 0
+        return obs, reward, terminated, truncated, info
 
 
 def test_offline_eval_logs_normalized_score_and_success(pointmaze_dataset, tmp_path):
@@ -139,42 +171,57 @@ def test_offline_eval_logs_normalized_score_and_success(pointmaze_dataset, tmp_p
     eval_callback = IQLEvalCallback(
         gym.make("PointMaze_UMaze-v3", max_episode_steps=40), pointmaze_dataset, eval_freq=10, n_eval_episodes=2
     )
-    model.learn_offline(pointmaze_dataset, n_steps=20, callback=eval_callback)
+    model.learn_offline(pointmaze_dataset, total_timesteps=20, callback=eval_callback)
     assert [e["timesteps"] for e in eval_callback.evaluations] == [10.0, 20.0]
     last = eval_callback.evaluations[-1]
     assert last["normalized_score"] == pytest.approx(100 * last["mean_reward"] / 40.0)
-    assert last["success_rate"] in (0.0, 0.5, 1.0)
+    assert "success_rate" in last  # PointMaze reports success; its value depends on the policy
     assert any(tmp_path.glob("IQL_offline_1/events.out.tfevents.*"))
+
+
+def test_success_rate_counts_the_episodes_that_succeeded(pendulum_dataset):
+    callback = IQLEvalCallback(
+        SuccessEveryOtherEpisode(gym.make("Pendulum-v1", max_episode_steps=5)), eval_freq=5, n_eval_episodes=4
+    )
+    small_iql(None).learn_offline(pendulum_dataset, total_timesteps=5, callback=callback)
+    assert callback.evaluations[-1]["success_rate"] == 0.5
 
 
 def test_eval_env_from_dataset_and_progress_bar(pendulum_dataset, capsys):
     model = small_iql(None, verbose=1)
     model.learn_offline(
-        pendulum_dataset, n_steps=20, eval_env="dataset", eval_freq=20, n_eval_episodes=1, log_interval=10, progress_bar=True
+        pendulum_dataset,
+        total_timesteps=20,
+        eval_env="dataset",
+        eval_freq=20,
+        n_eval_episodes=1,
+        log_interval=10,
+        progress_bar=True,
     )
     out = capsys.readouterr().out
     assert "eval/" in out and "normalized_score" in out and "train/" in out and "value_loss" in out
+    assert "20/20" in out  # the progress bar counted every gradient step
 
 
 def test_cosine_actor_lr_decays_over_the_offline_steps(pendulum_dataset):
     model = small_iql(None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k != "policy_kwargs"})
-    model.learn_offline(pendulum_dataset, n_steps=10)
+    model.learn_offline(pendulum_dataset, total_timesteps=10)
     # The last of 10 steps ran at 0.5 * (1 + cos(pi * 9 / 10)) of the base lr.
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * 0.5 * (1 + np.cos(np.pi * 0.9)))
     assert model.critic.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
     constant = small_iql(None, actor_lr_schedule="constant")
-    constant.learn_offline(pendulum_dataset, n_steps=10)
+    constant.learn_offline(pendulum_dataset, total_timesteps=10)
     assert constant.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4)
 
 
 @pytest.mark.parametrize("compile_update", [False, True])
 def test_resumed_run_continues_the_cosine_decay(pendulum_dataset, tmp_path, compile_update):
     model = small_iql(None, compile_update=compile_update)
-    model.learn_offline(pendulum_dataset, n_steps=4)
+    model.learn_offline(pendulum_dataset, total_timesteps=4)
     model.save(tmp_path / "half")
     resumed = IQL.load(tmp_path / "half", device="cpu")
     assert resumed.num_timesteps == 4
-    resumed.learn_offline(pendulum_dataset, n_steps=6, reset_num_timesteps=False)
+    resumed.learn_offline(pendulum_dataset, total_timesteps=6, reset_num_timesteps=False)
     # Steps 5..10 of one 10-step run: the last ran at 0.5 * (1 + cos(pi * 9 / 10)) of the base lr.
     assert resumed.num_timesteps == 10
     lr = float(resumed.actor.optimizer.param_groups[0]["lr"])
@@ -184,12 +231,12 @@ def test_resumed_run_continues_the_cosine_decay(pendulum_dataset, tmp_path, comp
 def test_reward_preprocessing(pendulum_dataset):
     returns = [ep.rewards.sum() for ep in pendulum_dataset.iterate_episodes()]
     locomotion = small_iql(None, reward_scale="return_range")
-    locomotion.learn_offline(pendulum_dataset, n_steps=1)
+    locomotion.learn_offline(pendulum_dataset, total_timesteps=1)
     assert locomotion.reward_scale_factor == pytest.approx(1000.0 / (max(returns) - min(returns)), rel=1e-6)
     antmaze = small_iql(None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k != "policy_kwargs"})
     assert (antmaze.reward_scale_factor, antmaze.reward_shift) == (1.0, -1.0)
     # Stored rewards are raw: the transform happens at sample time, for offline and online rows alike.
-    antmaze.learn_offline(pendulum_dataset, n_steps=1)
+    antmaze.learn_offline(pendulum_dataset, total_timesteps=1)
     np.testing.assert_allclose(antmaze.replay_buffer.rewards[:50].numpy(), pendulum_dataset[0].rewards, rtol=1e-6)
 
 
@@ -268,7 +315,7 @@ def train_two_step(dataset, expectile: float, n_steps: int = 1500) -> IQL:
         seed=0,
         device="cpu",
     )
-    model.learn_offline(dataset, n_steps=n_steps)
+    model.learn_offline(dataset, total_timesteps=n_steps)
     return model
 
 
@@ -293,26 +340,26 @@ def test_extracted_policy_prefers_the_better_logged_action(two_step_dataset):
 
 def test_missing_dataset_id_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match=r"not found locally.*download=True"):
-        small_iql(None).learn_offline("tests/does-not-exist-v0", n_steps=1)
+        small_iql(None).learn_offline("tests/does-not-exist-v0", total_timesteps=1)
 
 
 def test_folder_that_is_not_a_dataset_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a Minari dataset"):
-        small_iql(None).learn_offline(tmp_path, n_steps=1)
+        small_iql(None).learn_offline(tmp_path, total_timesteps=1)
 
 
 def test_dataset_path_is_accepted(pendulum_dataset, minari_root):
     model = small_iql(None)
-    model.learn_offline(minari_root / "tests" / "pendulum" / "random-v0", n_steps=1)
+    model.learn_offline(minari_root / "tests" / "pendulum" / "random-v0", total_timesteps=1)
     assert model.replay_buffer.size() == 400
 
 
 def test_space_mismatch_is_a_clear_error(pendulum_dataset):
     with pytest.raises(ValueError, match=r"Observation space.*shape"):
-        small_iql(gym.make("MountainCarContinuous-v0")).learn_offline(pendulum_dataset, n_steps=1)
+        small_iql(gym.make("MountainCarContinuous-v0")).learn_offline(pendulum_dataset, total_timesteps=1)
     rescaled = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
     with pytest.raises(ValueError, match=r"Action space.*bounds"):
-        small_iql(rescaled).learn_offline(pendulum_dataset, n_steps=1)
+        small_iql(rescaled).learn_offline(pendulum_dataset, total_timesteps=1)
 
 
 def test_nan_rewards_are_a_clear_error_and_leave_the_buffer_untouched():
@@ -322,14 +369,14 @@ def test_nan_rewards_are_a_clear_error_and_leave_the_buffer_untouched():
     dataset = minari.create_dataset_from_buffers("tests/nan-v0", episodes, env=env)
     model = small_iql(None)
     with pytest.raises(ValueError, match=r"NaN/inf values in rewards.*transition 13"):
-        model.learn_offline(dataset, n_steps=1)
-    assert model.replay_buffer.size() == 0
+        model.learn_offline(dataset, total_timesteps=1)
+    assert model.observation_space is None and model.replay_buffer is None
 
 
 def test_empty_dataset_is_a_clear_error():
     dataset = minari.create_dataset_from_buffers("tests/empty-v0", [], env="Pendulum-v1")
     with pytest.raises(ValueError, match="holds no transitions"):
-        small_iql(None).learn_offline(dataset, n_steps=1)
+        small_iql(None).learn_offline(dataset, total_timesteps=1)
 
 
 def test_two_step_helper_is_a_valid_dataset():
@@ -342,5 +389,5 @@ def test_sb3_replay_buffer_class_is_refused_for_offline_loading(pendulum_dataset
 
     model = small_iql(gym.make("Pendulum-v1"), replay_buffer_class=ReplayBuffer)
     with pytest.raises(TypeError, match="TensorReplayBuffer"):
-        model.learn_offline(pendulum_dataset, n_steps=1)
+        model.learn_offline(pendulum_dataset, total_timesteps=1)
     assert model.replay_buffer.size() == 0

@@ -65,6 +65,10 @@ class TensorReplayBuffer(ReplayBuffer):
         self.allocated = 0
         self.n_stored = 0
         self.write_index = 0
+        # Every transition ever written, and where each offline dataset started in that count: a dataset is
+        # held for as long as fewer than ``capacity`` transitions have been written since its first one.
+        self.total_written = 0
+        self.datasets: dict[str, tuple[int, int]] = {}
 
     # -- storage -----------------------------------------------------------------------------
     def _field_shapes(self) -> dict[str, Any]:
@@ -154,9 +158,32 @@ class TensorReplayBuffer(ReplayBuffer):
                 self._write(getattr(self, name), rows, values, slice(start, start + chunk))
             self.write_index = (self.write_index + chunk) % self.capacity
             self.n_stored = min(self.capacity, self.n_stored + chunk)
+            self.total_written += chunk
             n_new -= chunk
         self.pos = self.write_index // self.n_envs
         self.full = self.n_stored == self.capacity
+
+    def extend_dataset(self, fingerprint: str, transitions: dict[str, ArrayOrDict]) -> None:
+        """
+        Append a whole offline dataset (``extend``'s arguments by name) and remember where it lies.
+
+        :param fingerprint: What identifies the dataset's content (``holds`` answers for it)
+        :param transitions: ``observations``, ``next_observations``, ``actions``, ``rewards``, ``dones``, ``timeouts``
+        """
+        start = self.total_written
+        self.extend(**transitions)  # type: ignore[arg-type]
+        self.datasets[fingerprint] = (start, len(transitions["rewards"]))
+
+    def holds(self, fingerprint: str) -> bool:
+        """:return: Whether every transition of the dataset with this fingerprint is still in the buffer."""
+        if fingerprint not in self.datasets:
+            return False
+        start, _ = self.datasets[fingerprint]
+        return self.total_written - start <= self.capacity
+
+    def holds_any_dataset(self) -> bool:
+        """:return: Whether some offline dataset's rows are in the buffer (all or in part)."""
+        return any(self.total_written - start < self.capacity + size for start, size in self.datasets.values())
 
     def _write(self, storage: TensorOrDict, rows: slice, values: ArrayOrDict, source: slice) -> None:
         if isinstance(storage, dict):
@@ -177,6 +204,8 @@ class TensorReplayBuffer(ReplayBuffer):
         BaseBuffer.reset(self)
         self.n_stored = 0
         self.write_index = 0
+        self.total_written = 0
+        self.datasets = {}
 
     def sample_indices(self, batch_size: int) -> th.Tensor:
         """:return: ``batch_size`` uniform indices of stored transitions, on the buffer's device."""
@@ -239,6 +268,12 @@ class TensorReplayBuffer(ReplayBuffer):
                 state[name] = _map_tensors(state[name], lambda t: t[:kept].cpu())
             state["allocated"] = kept
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Buffers pickled before datasets were tracked hold none that can be vouched for.
+        state.setdefault("total_written", state.get("n_stored", 0))
+        state.setdefault("datasets", {})
+        self.__dict__.update(state)
 
     def __setattr__(self, name: str, value: Any) -> None:
         # SB3's load_replay_buffer assigns ``device`` after unpickling: the tensors follow it.

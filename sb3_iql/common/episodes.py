@@ -12,9 +12,9 @@ Policy = Callable[[Any], np.ndarray]
 
 
 def stack_observations(observations: Sequence[Any]) -> np.ndarray | dict[str, np.ndarray]:
-    """Stack a list of Box or Dict observations into one array or a dict of arrays."""
+    """Stack a list of Box or (nested) Dict observations into one array or a (nested) dict of arrays."""
     if isinstance(observations[0], dict):
-        return {key: np.array([obs[key] for obs in observations]) for key in observations[0]}
+        return {key: stack_observations([obs[key] for obs in observations]) for key in observations[0]}  # type: ignore[misc]
     return np.array(observations)
 
 

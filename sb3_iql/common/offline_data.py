@@ -1,15 +1,28 @@
-"""Read Minari datasets into flat transition arrays, with the checks an offline run needs."""
+"""
+Offline data into flat transition arrays, with the checks an offline run needs.
 
+Three kinds of data come in: Minari datasets (an id, a folder or a ``MinariDataset``), D4RL-style
+dicts of arrays, and SB3 replay buffers. Each becomes an ``OfflineData``: its name, its spaces and
+its ``Transitions``, validated the same way.
+"""
+
+import hashlib
 import os
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import minari
 import numpy as np
 from gymnasium import spaces
+from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
+
+from sb3_iql.common.wrappers import flatten_dict_observation, flatten_dict_space
 
 ArrayOrDict = Union[np.ndarray, dict[str, np.ndarray]]
-DatasetLike = Union[str, os.PathLike, minari.MinariDataset]
+DatasetLike = Union[str, os.PathLike, minari.MinariDataset, Mapping[str, Any], ReplayBuffer]
+D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 
 
 @dataclass
@@ -32,6 +45,66 @@ class Transitions:
 
     def __len__(self) -> int:
         return len(self.rewards)
+
+    def fingerprint(self) -> str:
+        """:return: A digest of the content: the same data gives the same fingerprint, whatever its name."""
+        digest = hashlib.sha1()
+        for array in (self.actions, self.rewards, self.dones, self.timeouts, *_arrays(self.observations)):
+            digest.update(np.ascontiguousarray(array).data)
+        return digest.hexdigest()
+
+
+@dataclass
+class OfflineData:
+    """
+    Offline data ready for a replay buffer.
+
+    :param name: The Minari id, or a description of the arrays or buffer it came from
+    :param observation_space: Its observation space (nested Dicts flattened)
+    :param action_space: Its action space
+    :param transitions: Its transitions
+    :param actions_scaled: Whether actions are already in the policy's [-1, 1] scale (SB3 replay buffers)
+    :param minari_dataset: The Minari dataset, when it is one (reference scores, evaluation env)
+    """
+
+    name: str
+    observation_space: spaces.Space
+    action_space: spaces.Space
+    transitions: Transitions
+    actions_scaled: bool = False
+    minari_dataset: minari.MinariDataset | None = None
+
+
+def load_offline_data(
+    data: DatasetLike,
+    download: bool = False,
+    observation_space: spaces.Space | None = None,
+    action_space: spaces.Space | None = None,
+) -> OfflineData:
+    """
+    Read any supported offline data, checked for emptiness and NaN/inf.
+
+    :param data: A Minari dataset id, folder or ``MinariDataset``; a D4RL-style dict of arrays
+        (``observations``, ``actions``, ``rewards``, ``terminals``, ``timeouts``, optional
+        ``next_observations``; observations an array or a dict of arrays); or an SB3 ``ReplayBuffer``
+        / ``DictReplayBuffer``
+    :param download: Download a Minari id that is not found locally
+    :param observation_space: The space of a dict of arrays (default: unbounded Box(es) of its shapes)
+    :param action_space: The action space of a dict of arrays (default: [-1, 1], D4RL's convention)
+    :return: The data
+    """
+    if isinstance(data, ReplayBuffer):
+        return _from_replay_buffer(data)
+    if isinstance(data, Mapping):
+        return _from_arrays(data, observation_space, action_space)
+    dataset = load_minari_dataset(data, download=download)
+    return OfflineData(
+        dataset.spec.dataset_id,
+        flatten_dict_space(dataset.observation_space),
+        dataset.action_space,
+        dataset_transitions(dataset),
+        minari_dataset=dataset,
+    )
 
 
 def load_minari_dataset(dataset: DatasetLike, download: bool = False) -> minari.MinariDataset:
@@ -76,7 +149,7 @@ def dataset_transitions(dataset: minari.MinariDataset) -> Transitions:
     episodes = list(dataset.iterate_episodes())
     if not episodes or sum(len(episode) for episode in episodes) == 0:
         raise ValueError(f"Minari dataset '{dataset.spec.dataset_id}' holds no transitions: rebuild it with data.")
-    observations = [episode.observations for episode in episodes]
+    observations = [flatten_dict_observation(episode.observations) for episode in episodes]
     terminations = np.concatenate([episode.terminations for episode in episodes]).astype(bool)
     episode_ends = np.zeros_like(terminations)
     episode_ends[np.cumsum([len(episode) for episode in episodes]) - 1] = True
@@ -93,26 +166,24 @@ def dataset_transitions(dataset: minari.MinariDataset) -> Transitions:
     return transitions
 
 
-def check_spaces(dataset: minari.MinariDataset, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+def check_spaces(data: OfflineData, observation_space: spaces.Space, action_space: spaces.Space) -> None:
     """
-    Raise a ``ValueError`` naming the difference if the dataset's spaces do not match the model's.
+    Raise a ``ValueError`` naming the difference if the data's spaces do not match the model's.
 
-    :param dataset: The Minari dataset
+    :param data: The offline data
     :param observation_space: The model's observation space
     :param action_space: The model's action space
     """
-    dataset_id = dataset.spec.dataset_id
-    mismatch = _space_mismatch(dataset.observation_space, observation_space)
+    dataset_id = data.name
+    mismatch = _space_mismatch(data.observation_space, flatten_dict_space(observation_space))
     if mismatch:
         raise ValueError(
             f"Observation space of dataset '{dataset_id}' does not match the model's: {mismatch}. "
             "Use an env of the task the dataset was collected on (dataset.recover_environment())."
         )
-    if not isinstance(action_space, spaces.Box) or not isinstance(dataset.action_space, spaces.Box):
-        raise ValueError(
-            f"IQL needs Box actions; dataset '{dataset_id}' has {dataset.action_space}, the model {action_space}."
-        )
-    mismatch = _space_mismatch(dataset.action_space, action_space, compare_bounds=True)
+    if not isinstance(action_space, spaces.Box) or not isinstance(data.action_space, spaces.Box):
+        raise ValueError(f"IQL needs Box actions; dataset '{dataset_id}' has {data.action_space}, the model {action_space}.")
+    mismatch = _space_mismatch(data.action_space, action_space, compare_bounds=True)
     if mismatch:
         raise ValueError(f"Action space of dataset '{dataset_id}' does not match the model's: {mismatch}.")
 
@@ -174,3 +245,175 @@ def _check_finite(transitions: Transitions, dataset_id: str) -> None:
                     f"Dataset '{dataset_id}' has {int(bad.sum())} NaN/inf values in {where} "
                     f"(first at transition {int(np.argwhere(bad)[0][0])}): clean or rebuild the dataset."
                 )
+
+
+def _arrays(values: ArrayOrDict) -> list[np.ndarray]:
+    return list(values.values()) if isinstance(values, dict) else [values]
+
+
+def _from_arrays(
+    data: Mapping[str, Any], observation_space: spaces.Space | None, action_space: spaces.Space | None
+) -> OfflineData:
+    missing = [key for key in D4RL_KEYS if key not in data]
+    if missing:
+        raise ValueError(
+            f"A dict of arrays needs the D4RL keys {list(D4RL_KEYS)} (and optionally 'next_observations'); "
+            f"missing {missing}, got {sorted(data)}."
+        )
+    observations = _flat_observations(data["observations"])
+    actions = np.asarray(data["actions"], dtype=np.float32)
+    n = len(actions)
+    rewards = np.asarray(data["rewards"], dtype=np.float32).reshape(-1)
+    terminals = np.asarray(data["terminals"], dtype=bool).reshape(-1)
+    timeouts = np.asarray(data["timeouts"], dtype=bool).reshape(-1)
+    for name, values in {"rewards": rewards, "terminals": terminals, "timeouts": timeouts, **_named(observations)}.items():
+        if len(values) != n:
+            raise ValueError(f"'{name}' has {len(values)} rows but 'actions' has {n}: every array needs one row per step.")
+    if n == 0:
+        raise ValueError("The dict of arrays holds no transitions.")
+    ends = terminals | timeouts
+    ends[-1] = True  # the last row ends an episode, whatever its flags say
+    episode_returns = np.array([part.sum(dtype=np.float64) for part in np.split(rewards, np.flatnonzero(ends)[:-1] + 1)])
+    if "next_observations" in data:
+        next_observations = _flat_observations(data["next_observations"])
+        keep, cut = np.ones(n, dtype=bool), ends & ~terminals
+    else:
+        # As D4RL's qlearning_dataset: s' is the next row. A row that ends an episode without terminating has
+        # no s' of its own and is dropped; the row before it then ends the episode as a truncation.
+        next_observations = _select_terminal_next(
+            _take(observations, np.minimum(np.arange(n) + 1, n - 1)), observations, terminals
+        )
+        keep = ~(ends & ~terminals)
+        previous = np.flatnonzero(~keep) - 1
+        cut = np.zeros(n, dtype=bool)
+        cut[previous[(previous >= 0) & ~ends[np.maximum(previous, 0)]]] = True
+    transitions = Transitions(
+        _as_float32(_take(observations, keep)),
+        _as_float32(_take(next_observations, keep)),
+        actions[keep],
+        rewards[keep],
+        (terminals | cut)[keep],
+        (cut & ~terminals)[keep],
+        episode_returns,
+    )
+    _check_finite(transitions, "dict of arrays")
+    if observation_space is None:
+        observation_space = _unbounded_space(observations)
+    if action_space is None:
+        action_space = spaces.Box(-1.0, 1.0, actions.shape[1:], np.float32)
+    return OfflineData(
+        f"dict of {len(transitions)} transitions", flatten_dict_space(observation_space), action_space, transitions
+    )
+
+
+def _from_replay_buffer(buffer: ReplayBuffer) -> OfflineData:
+    if getattr(buffer, "optimize_memory_usage", False):
+        raise ValueError(
+            "A replay buffer with optimize_memory_usage=True holds no next observations of its own: save it without."
+        )
+    n_rows = buffer.buffer_size if buffer.full else buffer.pos
+    if n_rows == 0:
+        raise ValueError(f"The {type(buffer).__name__} holds no transitions.")
+    # SB3 lays rows out as (row, env); oldest first where the buffer wrapped around.
+    order = np.roll(np.arange(n_rows), -buffer.pos) if buffer.full else np.arange(n_rows)
+
+    def flat(values: np.ndarray) -> np.ndarray:
+        values = values[order]
+        return values.swapaxes(0, 1).reshape(-1, *values.shape[2:])  # env by env, each in time order
+
+    if isinstance(buffer, DictReplayBuffer):
+        observations = {key: flat(value).astype(np.float32) for key, value in buffer.observations.items()}
+        next_observations = {key: flat(value).astype(np.float32) for key, value in buffer.next_observations.items()}
+    else:
+        observations, next_observations = (
+            flat(buffer.observations).astype(np.float32),
+            flat(buffer.next_observations).astype(np.float32),
+        )
+    timeouts = (
+        flat(buffer.timeouts).astype(bool) if buffer.handle_timeout_termination else np.zeros(n_rows * buffer.n_envs, bool)
+    )
+    dones = flat(buffer.dones).astype(bool)
+    rewards = flat(buffer.rewards).astype(np.float32)
+    ends = dones.copy()
+    ends[np.arange(1, buffer.n_envs + 1) * n_rows - 1] = True  # each env's stream ends an episode
+    episode_returns = np.array([part.sum(dtype=np.float64) for part in np.split(rewards, np.flatnonzero(ends)[:-1] + 1)])
+    transitions = Transitions(
+        observations,
+        next_observations,
+        flat(buffer.actions).astype(np.float32).reshape(len(rewards), -1),
+        rewards,
+        dones,
+        timeouts & dones,
+        episode_returns,
+    )
+    _check_finite(transitions, type(buffer).__name__)
+    return OfflineData(
+        f"{type(buffer).__name__} of {len(transitions)} transitions",
+        flatten_dict_space(buffer.observation_space),
+        buffer.action_space,
+        transitions,
+        actions_scaled=True,
+    )
+
+
+def _flat_observations(observations: Any) -> ArrayOrDict:
+    return flatten_dict_observation(dict(observations)) if isinstance(observations, Mapping) else np.asarray(observations)
+
+
+def _named(observations: ArrayOrDict) -> dict[str, np.ndarray]:
+    if isinstance(observations, dict):
+        return {f"observations[{key!r}]": value for key, value in observations.items()}
+    return {"observations": observations}
+
+
+def _take(values: ArrayOrDict, index: np.ndarray) -> ArrayOrDict:
+    if isinstance(values, dict):
+        return {key: np.asarray(value)[index] for key, value in values.items()}
+    return np.asarray(values)[index]
+
+
+def _select_terminal_next(next_observations: ArrayOrDict, observations: ArrayOrDict, terminals: np.ndarray) -> ArrayOrDict:
+    """At a termination the next row starts another episode: use the terminal row itself (masked out anyway)."""
+    if isinstance(next_observations, dict):
+        return {
+            key: np.where(_column(terminals, value), np.asarray(observations[key]), value)
+            for key, value in next_observations.items()
+        }
+    return np.where(_column(terminals, next_observations), np.asarray(observations), next_observations)
+
+
+def _column(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return mask.reshape(-1, *([1] * (np.ndim(like) - 1)))
+
+
+def _as_float32(values: ArrayOrDict) -> ArrayOrDict:
+    if isinstance(values, dict):
+        return {key: np.asarray(value, dtype=np.float32) for key, value in values.items()}
+    return np.asarray(values, dtype=np.float32)
+
+
+def _unbounded_space(observations: ArrayOrDict) -> spaces.Space:
+    if isinstance(observations, dict):
+        return spaces.Dict(
+            {key: spaces.Box(-np.inf, np.inf, value.shape[1:], np.float32) for key, value in observations.items()}
+        )
+    return spaces.Box(-np.inf, np.inf, observations.shape[1:], np.float32)
+
+
+def scale_actions(data: OfflineData, action_space: spaces.Box, clip: float) -> np.ndarray:
+    """
+    :return: The data's actions in the policy's [-1, 1] scale, clipped to ``+-clip``; warns with the share
+        of actions that lay outside the action space's bounds
+    """
+    actions = data.transitions.actions
+    if not data.actions_scaled:
+        low, high = action_space.low.astype(np.float32), action_space.high.astype(np.float32)
+        actions = 2.0 * (actions - low) / (high - low) - 1.0
+    outside = np.abs(actions) > 1.0 + 1e-6
+    if outside.any():
+        warnings.warn(
+            f"{outside.any(axis=1).mean():.2%} of the actions of '{data.name}' ({outside.mean():.2%} of their entries) lie "
+            f"outside the action space [{action_space.low.min()}, {action_space.high.max()}]; they are clipped to its bounds.",
+            stacklevel=3,
+        )
+    return np.clip(actions, -clip, clip).astype(np.float32)

@@ -3,6 +3,59 @@
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
+from gymnasium import spaces
+
+#: Joins the keys of nested Dict observations: ``{"desired_goal": {"microwave": x}}`` -> ``"desired_goal/microwave"``.
+KEY_SEPARATOR = "/"
+
+
+def has_nested_dict(space: spaces.Space) -> bool:
+    """:return: Whether ``space`` is a Dict with a Dict inside (Minari's FrankaKitchen goals, for one)."""
+    return isinstance(space, spaces.Dict) and any(isinstance(sub, spaces.Dict) for sub in space.spaces.values())
+
+
+def flatten_dict_space(space: spaces.Space) -> spaces.Space:
+    """:return: ``space`` with nested Dicts merged into one level of ``"outer/inner"`` keys (other spaces unchanged)."""
+    if not isinstance(space, spaces.Dict):
+        return space
+    flat: dict[str, spaces.Space] = {}
+    for key, sub in space.spaces.items():
+        if isinstance(sub, spaces.Dict):
+            for inner_key, inner in flatten_dict_space(sub).spaces.items():
+                flat[f"{key}{KEY_SEPARATOR}{inner_key}"] = inner
+        else:
+            flat[key] = sub
+    return spaces.Dict(flat)
+
+
+def flatten_dict_observation(observation: Any) -> Any:
+    """:return: ``observation`` (one or a batch) with nested dicts merged as ``flatten_dict_space`` merges the space."""
+    if not isinstance(observation, dict):
+        return observation
+    flat = {}
+    for key, value in observation.items():
+        if isinstance(value, dict):
+            for inner_key, inner in flatten_dict_observation(value).items():
+                flat[f"{key}{KEY_SEPARATOR}{inner_key}"] = inner
+        else:
+            flat[key] = value
+    return flat
+
+
+class FlattenNestedDict(gym.ObservationWrapper):
+    """
+    Merge nested Dict observations into one level of ``"outer/inner"`` keys, which SB3's
+    ``MultiInputPolicy`` takes; sb3-iql flattens dataset observations the same way.
+
+    :param env: An env with nested Dict observations
+    """
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = flatten_dict_space(env.observation_space)
+
+    def observation(self, observation: Any) -> Any:
+        return flatten_dict_observation(observation)
 
 
 class RecordSuccess(gym.Wrapper):

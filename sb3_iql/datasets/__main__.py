@@ -5,7 +5,7 @@ import json
 import time
 
 from sb3_iql.common.offline_data import dataset_transitions, normalized_score
-from sb3_iql.datasets import RECIPES, build
+from sb3_iql.datasets import RECIPES, ant_controller, build
 from sb3_iql.datasets.adroit import door_replay_error
 
 
@@ -23,6 +23,11 @@ def _parser() -> argparse.ArgumentParser:
     builder.add_argument("--train-steps", type=int, help="locomotion: SAC training steps")
     builder.add_argument("--bc-steps", type=int, help="binary tasks: behaviour cloning gradient steps")
     builder.add_argument("--overwrite", action="store_true", help="replace existing datasets")
+    trainer = commands.add_parser("train-ant", help="train the goal-reaching ant controller (resumable)")
+    trainer.add_argument("--steps", type=int, default=500_000, help="SAC environment steps in all")
+    trainer.add_argument("--workdir", default="runs/goal-reaching-ant", help="checkpoints and learning curve")
+    trainer.add_argument("--checkpoint-every", type=int, default=25_000, help="steps between checkpoints")
+    trainer.add_argument("--output", help="where to write the final controller (default: the shipped one)")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
     replay.add_argument("--demos", type=int, default=25, help="how many demos")
@@ -44,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "list":
         for name, recipe in RECIPES.items():
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
+    elif args.command == "train-ant":
+        output = args.output or ant_controller.SHIPPED_CONTROLLER
+        result = ant_controller.train_controller(args.workdir, args.steps, args.checkpoint_every, output=output)
+        print(f"controller written to {output}: {json.dumps(result)}")
     elif args.command == "door-replay":
         print(json.dumps(door_replay_error(args.source, args.demos), indent=2))
     else:

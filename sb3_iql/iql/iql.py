@@ -1,37 +1,27 @@
 """Implicit Q-Learning (Kostrikov, Nair, Levine, ICLR 2022) as a Stable-Baselines3 algorithm."""
 
 import math
-import time
 import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
-import gymnasium as gym
-import minari
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, ConvertCallback
-from stable_baselines3.common.env_util import is_wrapped
-from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import configure_logger
-from stable_baselines3.common.vec_env import VecEnv
 
 from sb3_iql.common.buffers import TensorReplayBuffer
-from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
-from sb3_iql.common.offline_data import DatasetLike, check_spaces, dataset_transitions, load_minari_dataset
+from sb3_iql.common.offline_algorithm import OfflineOffPolicyAlgorithm
+from sb3_iql.common.offline_data import OfflineData
 from sb3_iql.common.optimizers import mark_state_static, minimize, set_learning_rate
-from sb3_iql.common.wrappers import RecordSuccess
+from sb3_iql.common.wrappers import flatten_dict_observation
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
 from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
 
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
 
-# Dataset actions are kept strictly inside the action bounds, as the official implementation does.
-ACTION_CLIP = 1.0 - 1e-5
 STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "mean_advantage", "mean_weight")
 
 
@@ -51,7 +41,7 @@ def expectile_loss(diff: th.Tensor, expectile: float) -> th.Tensor:
     return weight * diff.pow(2)
 
 
-class IQL(OffPolicyAlgorithm):
+class IQL(OfflineOffPolicyAlgorithm):
     """
     Implicit Q-Learning: offline RL from in-sample actions only, then online finetuning.
 
@@ -191,13 +181,6 @@ class IQL(OffPolicyAlgorithm):
         self._critic_params = list(self.critic.parameters())
         self._critic_target_params = list(self.critic_target.parameters())
 
-    @staticmethod
-    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
-        # Report gymnasium-robotics' info["success"] as SB3's info["is_success"].
-        if isinstance(env, gym.Env) and not is_wrapped(env, RecordSuccess):
-            env = RecordSuccess(env)
-        return OffPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
-
     # -- the IQL update (Algorithm 1) -------------------------------------------------------
     def _update(self, batch: ReplayBufferSamples) -> th.Tensor:
         """One gradient step on V, then the actor, then Q, then the target critics; returns the step's statistics."""
@@ -322,178 +305,25 @@ class IQL(OffPolicyAlgorithm):
             progress_bar=progress_bar,
         )
 
-    # -- offline training -------------------------------------------------------------------
-    def learn_offline(
-        self: SelfIQL,
-        dataset: DatasetLike,
-        n_steps: int = 1_000_000,
-        callback: MaybeCallback = None,
-        eval_env: Union[GymEnv, str, None] = None,
-        eval_freq: int = 5000,
-        n_eval_episodes: int = 10,
-        log_interval: int = 1000,
-        tb_log_name: str = "IQL_offline",
-        reset_num_timesteps: bool = True,
-        progress_bar: bool = False,
-        download: bool = False,
-    ) -> SelfIQL:
-        """
-        Train from a Minari dataset for ``n_steps`` gradient steps.
-
-        The dataset goes into the replay buffer once (again only if it is another dataset), so a
-        later ``learn()`` finetunes on dataset and online data together. While this runs,
-        ``num_timesteps`` and callback calls count gradient steps.
-
-        :param dataset: A Minari dataset id, a path to a dataset folder, or a ``MinariDataset``
-        :param n_steps: Number of gradient steps
-        :param callback: Callback(s) called after every gradient step
-        :param eval_env: Env to evaluate in every ``eval_freq`` steps; ``"dataset"`` recovers the
-            dataset's evaluation env (``dataset.recover_environment(eval_env=True)``)
-        :param eval_freq: Evaluate every this many gradient steps
-        :param n_eval_episodes: Episodes per evaluation
-        :param log_interval: Log training statistics every this many gradient steps
-        :param tb_log_name: The name of the run for tensorboard
-        :param reset_num_timesteps: Whether to reset the step counter (and start a new tensorboard run); False
-            resumes a run: ``n_steps`` more steps, the actor lr decay spanning the run from its first step
-        :param progress_bar: Display a progress bar over gradient steps (tqdm and rich)
-        :param download: Download a dataset id that is not found locally
-        :return: The trained model
-        """
-        minari_dataset = load_minari_dataset(dataset, download=download)
-        self.load_dataset(minari_dataset)
-        callback = self._setup_offline_learn(
-            n_steps,
-            callback,
-            minari_dataset,
-            eval_env,
-            eval_freq,
-            n_eval_episodes,
-            tb_log_name,
-            reset_num_timesteps,
-            progress_bar,
-        )
-        total_timesteps = self._total_timesteps
-        callback.on_training_start(locals(), globals())
-        self.policy.set_training_mode(True)
-        log_steps = 0
-        stats_sum = th.zeros(len(STAT_NAMES), device=self.device)
-        schedule_start = self._offline_schedule_start
-        while self.num_timesteps < total_timesteps:
-            self._set_offline_actor_lr(self.num_timesteps - schedule_start, total_timesteps - schedule_start)
-            stats_sum += self._gradient_step(self.replay_buffer.sample(self.batch_size))
-            self.num_timesteps += 1
-            self._n_updates += 1
-            log_steps += 1
-            if not callback.on_step():
-                break
-            if log_interval > 0 and self.num_timesteps % log_interval == 0:
-                self._dump_offline_logs(stats_sum, log_steps)
-                stats_sum.zero_()
-                log_steps = 0
-        if log_steps:
-            self._dump_offline_logs(stats_sum, log_steps)
-        callback.on_training_end()
-        return self
-
-    def load_dataset(self, dataset: DatasetLike, download: bool = False) -> None:
-        """
-        Put a dataset's transitions into the replay buffer, as ``learn_offline`` does first; a model
-        without an env takes its spaces from the dataset. A dataset already in the buffer is not
-        added again. Use it to finetune a saved model, whose buffer is not saved with it.
-
-        :param dataset: A Minari dataset id, a path to a dataset folder, or a ``MinariDataset``
-        :param download: Download a dataset id that is not found locally
-        """
-        dataset = load_minari_dataset(dataset, download=download)
-        if self.observation_space is None:
-            self.observation_space, self.action_space = dataset.observation_space, dataset.action_space
-            if not isinstance(self.action_space, spaces.Box):
-                raise ValueError(f"IQL needs Box actions; dataset '{dataset.spec.dataset_id}' has {self.action_space}.")
-            if isinstance(self.observation_space, spaces.Dict) and self.policy_class is MlpPolicy:
-                raise ValueError(f"Dataset '{dataset.spec.dataset_id}' has Dict observations: use 'MultiInputPolicy'.")
-            self._setup_model()
-        check_spaces(dataset, self.observation_space, self.action_space)
-        dataset_id = dataset.spec.dataset_id
-        if dataset_id in self.offline_datasets and self.replay_buffer.size() > 0:
-            return
-        # Every SB3 buffer has an extend(), but only this one takes whole arrays of transitions.
-        if not isinstance(self.replay_buffer, TensorReplayBuffer):
-            raise TypeError(
-                f"learn_offline fills a TensorReplayBuffer in bulk; got {type(self.replay_buffer).__name__}: "
-                "leave replay_buffer_class unset or pass a TensorReplayBuffer subclass."
-            )
-        transitions = dataset_transitions(dataset)
-        if self.reward_scale == "return_range" and not self.offline_datasets:
-            return_range = float(np.ptp(transitions.episode_returns))
-            if return_range <= 0:
-                raise ValueError(
-                    f"reward_scale='return_range' needs episodes of different returns; '{dataset_id}' has one return."
-                )
-            self.reward_scale_factor = 1000.0 / return_range
-        actions = np.clip(self.policy.scale_action(transitions.actions), -ACTION_CLIP, ACTION_CLIP)
-        self.replay_buffer.extend(
-            transitions.observations,
-            transitions.next_observations,
-            actions,
-            transitions.rewards,
-            transitions.dones,
-            transitions.timeouts,
-        )
-        self.offline_datasets.append(dataset_id)
-        if self.verbose >= 1:
-            print(f"Loaded {len(transitions)} transitions ({len(transitions.episode_returns)} episodes) of '{dataset_id}'")
-
-    def _setup_offline_learn(
-        self,
-        n_steps: int,
-        callback: MaybeCallback,
-        dataset: minari.MinariDataset,
-        eval_env: Union[GymEnv, str, None],
-        eval_freq: int,
-        n_eval_episodes: int,
-        tb_log_name: str,
-        reset_num_timesteps: bool,
-        progress_bar: bool,
-    ) -> BaseCallback:
-        """Counters, logger and callbacks as SB3's ``_setup_learn``, without touching the env."""
-        self.start_time = time.time_ns()
-        if reset_num_timesteps:
-            self.num_timesteps = 0
-        # The cosine decay spans the whole run, also when a saved run resumes (reset_num_timesteps=False).
-        if reset_num_timesteps or self._offline_schedule_start is None:
-            self._offline_schedule_start = self.num_timesteps
-        self._total_timesteps = self.num_timesteps + n_steps
-        self._num_timesteps_at_start = self.num_timesteps
-        if not self._custom_logger:
-            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
-        callbacks: list[BaseCallback] = []
-        if callback is not None:
-            callbacks += callback if isinstance(callback, list) else [callback]
-        if eval_env is not None:
-            if eval_env == "dataset":
-                eval_env = dataset.recover_environment(eval_env=True)
-            elif isinstance(eval_env, str):
-                eval_env = gym.make(eval_env)
-            callbacks.append(IQLEvalCallback(eval_env, dataset, eval_freq, n_eval_episodes, verbose=self.verbose))
-        if progress_bar:
-            callbacks.append(OfflineProgressBarCallback())
-        callback_list = CallbackList([c if isinstance(c, BaseCallback) else ConvertCallback(c) for c in callbacks])
-        callback_list.init_callback(self)
-        return callback_list
-
-    def _set_offline_actor_lr(self, step: int, n_steps: int) -> None:
+    # -- offline training (OfflineOffPolicyAlgorithm's learn_offline) ------------------------
+    def _offline_gradient_step(self, batch: ReplayBufferSamples, step: int, total_steps: int) -> th.Tensor:
         base_lr = self.lr_schedule(1.0)
         if self.actor_lr_schedule == "cosine":
-            base_lr *= 0.5 * (1.0 + math.cos(math.pi * step / n_steps))
+            base_lr *= 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
         set_learning_rate(self.actor.optimizer, base_lr)
+        return self._gradient_step(batch)
 
-    def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int) -> None:
-        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+    def _record_offline_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
         self._record_stats(stats_sum, n_steps)
-        self.logger.record("time/gradient_steps", self.num_timesteps)
-        self.logger.record("time/steps_per_second", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
-        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
-        self.logger.dump(step=self.num_timesteps)
+
+    def _on_new_data(self, data: OfflineData) -> None:
+        if self.reward_scale == "return_range" and not self.offline_datasets:
+            return_range = float(np.ptp(data.transitions.episode_returns))
+            if return_range <= 0:
+                raise ValueError(
+                    f"reward_scale='return_range' needs episodes of different returns; '{data.name}' has one return."
+                )
+            self.reward_scale_factor = 1000.0 / return_range
 
     # -- saving -----------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
@@ -517,7 +347,7 @@ class IQL(OffPolicyAlgorithm):
         :return: ``V(s)`` for each observation
         """
         self.policy.set_training_mode(False)
-        obs_tensor, _ = self.policy.obs_to_tensor(observation)
+        obs_tensor, _ = self.policy.obs_to_tensor(flatten_dict_observation(observation))
         with th.no_grad():
             return self.value(obs_tensor).cpu().numpy()
 

@@ -1,0 +1,363 @@
+"""An SB3 off-policy algorithm that also trains from offline data: ``learn_offline`` beside SB3's ``learn``."""
+
+import time
+import warnings
+from typing import TypeVar, Union
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.env_util import is_wrapped
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples
+from stable_baselines3.common.utils import configure_logger
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from sb3_iql.common.buffers import TensorReplayBuffer
+from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
+from sb3_iql.common.offline_data import DatasetLike, OfflineData, check_spaces, load_offline_data, scale_actions
+from sb3_iql.common.save_util import save_atomically
+from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess, flatten_dict_observation, has_nested_dict
+
+SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineOffPolicyAlgorithm")
+
+#: Dataset actions are kept strictly inside the action bounds, as the official IQL implementation does.
+ACTION_CLIP = 1.0 - 1e-5
+
+
+class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
+    """
+    ``OffPolicyAlgorithm`` plus offline training: ``load_dataset`` puts offline data into the replay
+    buffer, ``learn_offline`` runs gradient steps on it, and SB3's ``learn`` then finetunes online
+    with the data kept in the buffer. Subclasses implement ``_offline_gradient_step``.
+
+    A model made without an env (``env=None``) takes its spaces from the first dataset it loads.
+    Nested Dict observations are flattened to ``"outer/inner"`` keys in data, env and ``predict``.
+    """
+
+    replay_buffer: TensorReplayBuffer
+    offline_datasets: list[str]
+
+    def _offline_gradient_step(self, batch: ReplayBufferSamples, step: int, total_steps: int) -> th.Tensor:
+        """
+        One offline gradient step.
+
+        :param batch: A batch sampled from the replay buffer
+        :param step: Gradient steps done so far in this offline run (a resumed run counts from its start)
+        :param total_steps: Gradient steps the offline run makes in all
+        :return: The step's statistics (summed over a logging interval, then averaged)
+        """
+        raise NotImplementedError
+
+    def _record_offline_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
+        """Log the statistics of the last ``n_steps`` gradient steps."""
+        raise NotImplementedError
+
+    # -- envs and observations --------------------------------------------------------------
+    @staticmethod
+    def _wrap_env(env: GymEnv, verbose: int = 0, monitor_wrapper: bool = True) -> VecEnv:
+        # Report gymnasium-robotics' info["success"] as SB3's info["is_success"]; flatten nested Dict observations.
+        if isinstance(env, gym.Env):
+            if has_nested_dict(env.observation_space):
+                env = FlattenNestedDict(env)
+            if not is_wrapped(env, RecordSuccess):
+                env = RecordSuccess(env)
+        elif isinstance(env, VecEnv) and has_nested_dict(env.observation_space):
+            raise ValueError(
+                "This VecEnv has nested Dict observations: wrap each env in sb3_iql.FlattenNestedDict before vectorising it."
+            )
+        return OffPolicyAlgorithm._wrap_env(env, verbose, monitor_wrapper)
+
+    def predict(
+        self,
+        observation: Union[np.ndarray, dict[str, np.ndarray]],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+        """SB3's ``predict``; nested Dict observations are flattened as the model's space is."""
+        if self.observation_space is None:
+            raise RuntimeError("This model has no policy yet: give it an env, or call load_dataset() or learn_offline() first.")
+        return super().predict(flatten_dict_observation(observation), state, episode_start, deterministic)
+
+    def get_env(self) -> VecEnv | None:
+        """
+        The model's env; during ``learn_offline`` on a model without one, the dataset's own env (Minari datasets
+        record it), made when first asked for, so SB3 callbacks that read ``training_env`` (``EvalCallback``) work.
+        """
+        env = super().get_env()
+        data = getattr(self, "_offline_data", None)
+        if env is not None or data is None:
+            return env
+        if getattr(self, "_offline_env", None) is None:
+            if data.minari_dataset is None or data.minari_dataset.spec.env_spec is None:
+                raise ValueError(
+                    f"A callback asked for the training env, but this model has none and '{data.name}' records none: "
+                    "give the model an env (IQL(policy, env)), or use sb3_iql.IQLEvalCallback, which needs no training env."
+                )
+            recovered = data.minari_dataset.recover_environment()
+            self._offline_env = DummyVecEnv([lambda: recovered])
+        return self._offline_env
+
+    def _check_no_vec_normalize(self) -> None:
+        vec_normalize = self._vec_normalize_env
+        if vec_normalize is not None and (vec_normalize.norm_obs or vec_normalize.norm_reward):
+            raise ValueError(
+                "Offline data is stored and trained on raw, but VecNormalize would normalise the same rows online with "
+                "statistics never computed from it, so the offline policy would meet another input scale. Normalise "
+                "in the data instead, or wrap the env in VecNormalize(..., norm_obs=False, norm_reward=False)."
+            )
+
+    # -- offline data -----------------------------------------------------------------------
+    def load_dataset(self, dataset: DatasetLike, download: bool = False) -> OfflineData:
+        """
+        Put offline data into the replay buffer, as ``learn_offline`` does first; a model without an
+        env takes its spaces from it. Data already in the buffer (the same content, not just the same
+        name) is not added again. Everything is checked before the model or buffer change.
+
+        :param dataset: A Minari dataset id, folder or ``MinariDataset``; a D4RL-style dict of arrays;
+            or an SB3 ``ReplayBuffer`` / ``DictReplayBuffer`` (see ``load_offline_data``)
+        :param download: Download a Minari id that is not found locally
+        :return: The data that was read
+        """
+        data = load_offline_data(dataset, download, self.observation_space, self.action_space)
+        observation_space = self.observation_space if self.observation_space is not None else data.observation_space
+        action_space = self.action_space if self.action_space is not None else data.action_space
+        self._check_new_data(data, observation_space, action_space)
+        is_new = not self._holds(data)
+        if is_new:
+            self._on_new_data(data)
+        if self.observation_space is None:
+            self.observation_space, self.action_space = observation_space, action_space
+            self._setup_model()
+        if is_new:
+            self._add_to_buffer(data)
+        return data
+
+    def _check_new_data(self, data: OfflineData, observation_space: spaces.Space, action_space: spaces.Space) -> None:
+        if not isinstance(action_space, spaces.Box):
+            raise ValueError(f"IQL needs Box actions; '{data.name}' has {action_space}.")
+        if (
+            self.observation_space is None
+            and isinstance(observation_space, spaces.Dict)
+            and self.policy_class is self.policy_aliases.get("MlpPolicy")
+        ):
+            raise ValueError(f"'{data.name}' has Dict observations: use 'MultiInputPolicy'.")
+        check_spaces(data, observation_space, action_space)
+        self._check_no_vec_normalize()
+        replay_buffer_class = self.replay_buffer_class
+        if not issubclass(replay_buffer_class, TensorReplayBuffer):
+            raise TypeError(
+                f"learn_offline fills a TensorReplayBuffer in bulk; got {replay_buffer_class.__name__}: "
+                "leave replay_buffer_class unset or pass a TensorReplayBuffer subclass."
+            )
+        capacity = self.buffer_size if self.replay_buffer is None else self.replay_buffer.capacity
+        if len(data.transitions) > capacity:
+            raise ValueError(
+                f"'{data.name}' has {len(data.transitions)} transitions, more than buffer_size={capacity}: "
+                f"make the model with buffer_size >= {len(data.transitions)}."
+            )
+
+    def _holds(self, data: OfflineData) -> bool:
+        return self.replay_buffer is not None and self.replay_buffer.holds(data.transitions.fingerprint())
+
+    def _add_to_buffer(self, data: OfflineData) -> None:
+        transitions = data.transitions
+        actions = scale_actions(data, self.action_space, ACTION_CLIP)  # type: ignore[arg-type]
+        self.replay_buffer.extend_dataset(
+            transitions.fingerprint(),
+            {
+                "observations": transitions.observations,
+                "next_observations": transitions.next_observations,
+                "actions": actions,
+                "rewards": transitions.rewards,
+                "dones": transitions.dones,
+                "timeouts": transitions.timeouts,
+            },
+        )
+        self.offline_datasets.append(data.name)
+        if self.verbose >= 1:
+            print(f"Loaded {len(transitions)} transitions ({len(transitions.episode_returns)} episodes) of '{data.name}'")
+
+    def _on_new_data(self, data: OfflineData) -> None:
+        """Called for checked data before it enters the buffer, and before any state changes: may still refuse it."""
+
+    # -- offline training -------------------------------------------------------------------
+    def learn_offline(
+        self: SelfOfflineAlgorithm,
+        dataset: DatasetLike,
+        total_timesteps: int | None = None,
+        callback: MaybeCallback = None,
+        eval_env: Union[GymEnv, str, None] = None,
+        eval_freq: int = 5000,
+        n_eval_episodes: int = 10,
+        log_interval: int = 1000,
+        tb_log_name: str = "IQL_offline",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+        download: bool = False,
+        n_steps: int | None = None,
+    ) -> SelfOfflineAlgorithm:
+        """
+        Train from offline data for ``total_timesteps`` gradient steps.
+
+        The data goes into the replay buffer once (again only if its content is not there), so a
+        later ``learn()`` finetunes on offline and online data together. While this runs,
+        ``num_timesteps`` and callback calls count gradient steps, so SB3 callbacks work unchanged.
+
+        :param dataset: A Minari dataset id, folder or ``MinariDataset``, a D4RL-style dict of arrays, or an SB3 replay buffer
+        :param total_timesteps: Number of gradient steps
+        :param callback: Callback(s) called after every gradient step
+        :param eval_env: Env to evaluate in every ``eval_freq`` steps; ``"dataset"`` recovers the Minari
+            dataset's evaluation env (``dataset.recover_environment(eval_env=True)``)
+        :param eval_freq: Evaluate every this many gradient steps
+        :param n_eval_episodes: Episodes per evaluation
+        :param log_interval: Log training statistics every this many gradient steps
+        :param tb_log_name: The name of the run for tensorboard
+        :param reset_num_timesteps: Whether to reset the step counter (and start a new tensorboard run); False
+            resumes a run: ``total_timesteps`` more steps, the actor lr decay spanning the run from its first step
+        :param progress_bar: Display a progress bar over gradient steps (tqdm and rich)
+        :param download: Download a Minari id that is not found locally
+        :param n_steps: Deprecated name of ``total_timesteps``
+        :return: The trained model
+        """
+        if n_steps is not None:
+            warnings.warn("learn_offline(n_steps=...) is now total_timesteps=...", FutureWarning, stacklevel=2)
+            total_timesteps = n_steps if total_timesteps is None else total_timesteps
+        if total_timesteps is None or total_timesteps <= 0:
+            raise ValueError(f"learn_offline needs total_timesteps > 0 gradient steps, got {total_timesteps}.")
+        data = self.load_dataset(dataset, download=download)
+        callback = self._setup_offline_learn(
+            total_timesteps,
+            callback,
+            data,
+            eval_env,
+            eval_freq,
+            n_eval_episodes,
+            tb_log_name,
+            reset_num_timesteps,
+            progress_bar,
+        )
+        try:
+            callback.on_training_start(locals(), globals())
+            self._run_offline_steps(callback, log_interval)
+            callback.on_training_end()
+        finally:
+            self._offline_data, self._offline_env = None, None
+        return self
+
+    def _run_offline_steps(self, callback: BaseCallback, log_interval: int) -> None:
+        schedule_start, total_steps = self._offline_schedule_start, self._total_timesteps
+        stats_sum, log_steps = None, 0
+        while self.num_timesteps < total_steps:
+            # Evaluations (ours, SB3's EvalCallback, user callbacks) call predict(), which leaves eval mode on.
+            if not self.policy.training:
+                self.policy.set_training_mode(True)
+            batch = self.replay_buffer.sample(self.batch_size)
+            stats = self._offline_gradient_step(batch, self.num_timesteps - schedule_start, total_steps - schedule_start)
+            stats_sum = stats if stats_sum is None else stats_sum + stats
+            self.num_timesteps += 1
+            self._n_updates += 1
+            log_steps += 1
+            if not callback.on_step():
+                break
+            if log_interval > 0 and self.num_timesteps % log_interval == 0:
+                self._dump_offline_logs(stats_sum, log_steps)
+                stats_sum, log_steps = None, 0
+        if log_steps:
+            self._dump_offline_logs(stats_sum, log_steps)
+
+    def _setup_offline_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback,
+        data: OfflineData,
+        eval_env: Union[GymEnv, str, None],
+        eval_freq: int,
+        n_eval_episodes: int,
+        tb_log_name: str,
+        reset_num_timesteps: bool,
+        progress_bar: bool,
+    ) -> BaseCallback:
+        """
+        SB3's ``_setup_learn`` where the model has an env; without one, the same counters, logger and callbacks
+        (SB3's version resets the env to start collecting, and there is none).
+        """
+        callbacks = self._offline_callbacks(callback, data, eval_env, eval_freq, n_eval_episodes, progress_bar)
+        self._offline_data, self._offline_env = data, None
+        if reset_num_timesteps or self._offline_schedule_start is None:
+            # The actor's lr schedule spans the whole run, also when a saved run resumes (reset_num_timesteps=False).
+            self._offline_schedule_start = 0 if reset_num_timesteps else self.num_timesteps
+        if self.env is not None:
+            _, callback_list = self._setup_learn(total_timesteps, callbacks, reset_num_timesteps, tb_log_name, False)
+            return callback_list
+        self.start_time = time.time_ns()
+        if reset_num_timesteps:
+            self.num_timesteps = 0
+        self._total_timesteps = self.num_timesteps + total_timesteps
+        self._num_timesteps_at_start = self.num_timesteps
+        if not self._custom_logger:
+            self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
+        return self._init_callback(callbacks, progress_bar=False)
+
+    def _offline_callbacks(
+        self,
+        callback: MaybeCallback,
+        data: OfflineData,
+        eval_env: Union[GymEnv, str, None],
+        eval_freq: int,
+        n_eval_episodes: int,
+        progress_bar: bool,
+    ) -> CallbackList:
+        callbacks: list = []
+        if callback is not None:
+            callbacks += callback if isinstance(callback, list) else [callback]
+        if eval_env is not None:
+            if isinstance(eval_env, str) and eval_env == "dataset":
+                if data.minari_dataset is None:
+                    raise ValueError(f"eval_env='dataset' needs a Minari dataset; '{data.name}' is not one: pass an env.")
+                eval_env = data.minari_dataset.recover_environment(eval_env=True)
+            elif isinstance(eval_env, str):
+                eval_env = gym.make(eval_env)
+            callbacks.append(IQLEvalCallback(eval_env, data.minari_dataset, eval_freq, n_eval_episodes, verbose=self.verbose))
+        if progress_bar:
+            callbacks.append(OfflineProgressBarCallback())
+        return CallbackList(callbacks)
+
+    def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int) -> None:
+        elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
+        self._record_offline_stats(stats_sum, n_steps)
+        self.logger.record("time/gradient_steps", self.num_timesteps)
+        self.logger.record("time/steps_per_second", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
+        self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    # -- online training --------------------------------------------------------------------
+    def _setup_learn(
+        self,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        reset_num_timesteps: bool = True,
+        tb_log_name: str = "run",
+        progress_bar: bool = False,
+    ) -> tuple[int, BaseCallback]:
+        if self.replay_buffer is not None and self.replay_buffer.holds_any_dataset():
+            self._check_no_vec_normalize()
+        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+
+    # -- saving -----------------------------------------------------------------------------
+    def save(self, path, exclude=None, include=None) -> None:  # type: ignore[no-untyped-def]
+        """SB3's ``save``, written to a temporary file and renamed over ``path``: an interrupted save keeps the old file."""
+        save_atomically(path, "zip", lambda target: super(OfflineOffPolicyAlgorithm, self).save(target, exclude, include))
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_offline_data", "_offline_env"]
+
+    def save_replay_buffer(self, path) -> None:  # type: ignore[no-untyped-def]
+        """SB3's ``save_replay_buffer``, written to a temporary file and renamed over ``path``."""
+        save_atomically(path, "pkl", lambda target: super(OfflineOffPolicyAlgorithm, self).save_replay_buffer(target))
+
+
+__all__ = ["ACTION_CLIP", "OfflineOffPolicyAlgorithm"]
