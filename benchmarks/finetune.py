@@ -2,7 +2,7 @@
 Table 2 protocol: offline IQL, then online finetuning (one gradient step per env step) with the
 finetuning hyperparameters, reporting "offline -> online" normalized scores beside the paper's.
 
-    python benchmarks/finetune.py sb3-iql/pen/binary-v0 --offline-steps 2000 --online-steps 2000 \\
+    python benchmarks/finetune.py sb3-iql/pen/binary-v1 --offline-steps 2000 --online-steps 2000 \\
         --eval-freq 1000 --seeds 2 --eval-episodes 5
 
 Writes ``<out>/finetune/evaluations.csv``, ``table2.md`` and ``curves.png`` (offline and online

@@ -78,27 +78,39 @@ def test_door_replay_stays_close_to_the_demos():
 
 
 def assert_binary(dataset: minari.MinariDataset, task: str, episode_steps: int, n_episodes: int) -> None:
-    assert dataset.spec.dataset_id == f"sb3-iql/{task}/binary-v0"
+    assert dataset.spec.dataset_id == f"sb3-iql/{task}/binary-v1"
     assert dataset.total_episodes == n_episodes
     episodes = list(dataset.iterate_episodes())
-    assert {len(episode.actions) for episode in episodes} == {episode_steps}
+    assert max(len(episode.actions) for episode in episodes) == episode_steps
+    assert all(episode.truncations[-1] for episode in episodes)
     rewards = np.concatenate([episode.rewards for episode in episodes])
     assert set(np.unique(rewards)) <= {-1.0, 0.0}
-    assert ref_scores(dataset)[0] == -episode_steps
+    # The published scale: 100 * (return + T) / T.
+    assert ref_scores(dataset) == (-episode_steps, 0.0)
+    hand_made_returns = np.array([-episode_steps, -episode_steps + 37, 0.0])
+    np.testing.assert_allclose(
+        normalized_score(dataset, hand_made_returns), 100 * (hand_made_returns + episode_steps) / episode_steps
+    )
     env = dataset.recover_environment(eval_env=True)
     assert env.spec.max_episode_steps == episode_steps
     env.reset(seed=0)
-    _, reward, _, _, info = env.step(env.action_space.sample())
-    assert reward == (0.0 if info["success"] else -1.0)
+    steps = 0
+    while True:
+        _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        assert reward == (0.0 if info["success"] else -1.0)
+        if terminated or truncated:
+            break
+    assert steps == episode_steps and truncated, "the env stops at the published limit"
     assert_learnable(dataset)
 
 
 def test_pen_binary_follows_awac():
     needs_shared(PEN_BINARY_DEMOS_FILE)
     dataset = build("pen-binary", size=2, bc_steps=20, n_demos=25)
-    assert_binary(dataset, "pen", episode_steps=199, n_episodes=27)
-    demo_returns = [episode.rewards.sum() for episode in list(dataset.iterate_episodes())[:25]]
-    assert ref_scores(dataset)[1] == pytest.approx(np.mean(demo_returns))
+    # The 25 demonstrations of 199 steps are cut at pen-binary's 100-step limit: 50 pieces, every step kept.
+    assert_binary(dataset, "pen", episode_steps=100, n_episodes=52)
+    assert sum(len(episode.actions) for episode in list(dataset.iterate_episodes())[:50]) == 25 * 199
 
 
 @pytest.mark.parametrize("task", ["door", "relocate"])

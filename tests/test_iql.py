@@ -248,9 +248,12 @@ def test_paper_hyperparameters():
     for domain in ("kitchen", "adroit"):
         preset = IQL.paper_hyperparameters(domain)
         assert (preset["expectile"], preset["beta"], preset["policy_kwargs"]["actor_dropout"]) == (0.7, 0.5, 0.1)
-    for domain in ("antmaze_finetune", "adroit_finetune"):
-        preset = IQL.paper_hyperparameters(domain)
-        assert (preset["expectile"], preset["beta"], preset["actor_lr_schedule"]) == (0.9, 10.0, "constant")
+    preset = IQL.paper_hyperparameters("antmaze_finetune")
+    assert (preset["expectile"], preset["beta"], preset["actor_lr_schedule"]) == (0.9, 10.0, "constant")
+    # WSRL's IQL on pen/door/relocate-binary: the Kitchen/Adroit config, rewards * 10 + 5, dropout on.
+    preset = IQL.paper_hyperparameters("adroit_finetune")
+    assert (preset["expectile"], preset["beta"], preset["actor_lr_schedule"]) == (0.7, 0.5, "constant")
+    assert (preset["reward_scale"], preset["reward_shift"], preset["policy_kwargs"]["actor_dropout"]) == (10.0, 5.0, 0.1)
     for domain in ("locomotion", "antmaze", "kitchen", "adroit"):
         preset = IQL.paper_hyperparameters(domain)
         assert preset["actor_lr_schedule"] == "cosine"

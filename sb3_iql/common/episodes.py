@@ -24,8 +24,12 @@ def episode_buffer(
     rewards: Sequence[float],
     terminations: Sequence[bool],
     truncations: Sequence[bool],
+    infos: Sequence[dict[str, Any]] | None = None,
 ) -> EpisodeBuffer:
-    """:return: A Minari episode of ``len(actions)`` steps (``observations`` has one more entry)."""
+    """
+    :param infos: Per-step info dicts, one per observation (the reset's first), as Minari records them
+    :return: A Minari episode of ``len(actions)`` steps (``observations`` has one more entry)
+    """
     if len(observations) != len(actions) + 1:
         raise ValueError(f"An episode needs one more observation than actions; got {len(observations)} and {len(actions)}.")
     return EpisodeBuffer(
@@ -34,6 +38,7 @@ def episode_buffer(
         rewards=np.asarray(rewards, dtype=np.float64),
         terminations=np.asarray(terminations, dtype=bool),
         truncations=np.asarray(truncations, dtype=bool),
+        infos=stack_observations(infos) if infos else None,  # type: ignore[arg-type]
     )
 
 

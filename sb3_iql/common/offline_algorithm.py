@@ -79,7 +79,9 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``predict``; nested Dict observations are flattened as the model's space is."""
         if self.observation_space is None:
-            raise RuntimeError("This model has no policy yet: give it an env, or call load_dataset() or learn_offline() first.")
+            raise RuntimeError(
+                "This model has no policy yet: give it an env, or call load_dataset() or learn_offline() first."
+            )
         return super().predict(flatten_dict_observation(observation), state, episode_start, deterministic)
 
     def get_env(self) -> VecEnv | None:

@@ -8,6 +8,7 @@ otherwise), with reference scores and the evaluation env spec, so ``IQL.learn_of
     python -m sb3_iql.datasets list
     python -m sb3_iql.datasets build door-human
     python -m sb3_iql.datasets build pen-binary --size 500
+    python -m sb3_iql.datasets build antmaze-umaze
 """
 
 import functools
@@ -19,7 +20,7 @@ import gymnasium as gym
 import gymnasium_robotics
 import minari
 
-from sb3_iql.datasets import adroit, locomotion, maze
+from sb3_iql.datasets import adroit, antmaze, locomotion, maze
 
 gym.register_envs(gymnasium_robotics)
 
@@ -49,7 +50,7 @@ def _recipes() -> dict[str, Recipe]:
     }
     for task in adroit.BINARY_TASKS:
         recipes[f"{task}-binary"] = Recipe(
-            (f"sb3-iql/{task}/binary-v0",),
+            (f"sb3-iql/{task}/binary-v1",),
             functools.partial(adroit.build_binary, task),
             "n_bc_episodes",
             "AWAC recipe: demonstrations + BC rollouts, reward 0 on success else -1",
@@ -69,6 +70,13 @@ def _recipes() -> dict[str, Recipe]:
                 "n_transitions",
                 "AntMaze-style stitching data with the point agent and a waypoint controller",
             )
+    for name in antmaze.TASKS:
+        recipes[f"antmaze-{name}"] = Recipe(
+            (f"sb3-iql/antmaze/{name}-v1",),
+            functools.partial(antmaze.build_antmaze, name),
+            "n_transitions",
+            "Minari's D4RL/antmaze-v1 recipe: BFS waypoints driving sb3-iql's goal-reaching ant, continuing task",
+        )
     for env_name in locomotion.ENV_IDS:
         recipes[env_name] = Recipe(
             tuple(f"sb3-iql/{env_name}/{level}-v0" for level in locomotion.LEVELS),

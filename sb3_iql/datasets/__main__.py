@@ -23,6 +23,10 @@ def _parser() -> argparse.ArgumentParser:
     builder.add_argument("--train-steps", type=int, help="locomotion: SAC training steps")
     builder.add_argument("--bc-steps", type=int, help="binary tasks: behaviour cloning gradient steps")
     builder.add_argument("--overwrite", action="store_true", help="replace existing datasets")
+    builder.add_argument("--controller", help="antmaze: a goal-reaching ant controller file (default: the shipped one)")
+    builder.add_argument(
+        "--retrain", action="store_true", help="antmaze: train the goal-reaching ant anew (hours; see train-ant) first"
+    )
     trainer = commands.add_parser("train-ant", help="train the goal-reaching ant controller (resumable)")
     trainer.add_argument("--steps", type=int, default=500_000, help="SAC environment steps in all")
     trainer.add_argument("--workdir", default="runs/goal-reaching-ant", help="checkpoints and learning curve")
@@ -56,7 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "door-replay":
         print(json.dumps(door_replay_error(args.source, args.demos), indent=2))
     else:
-        options = {"seed": args.seed, "source": args.source, "train_steps": args.train_steps, "bc_steps": args.bc_steps}
+        if args.retrain:
+            args.controller = args.controller or str(ant_controller.SHIPPED_CONTROLLER)
+            ant_controller.train_controller("runs/goal-reaching-ant", output=args.controller)
+        options = {
+            "seed": args.seed,
+            "source": args.source,
+            "train_steps": args.train_steps,
+            "bc_steps": args.bc_steps,
+            "controller_file": args.controller,
+        }
         kwargs = {key: value for key, value in options.items() if value is not None}
         for name in args.names:
             start = time.perf_counter()

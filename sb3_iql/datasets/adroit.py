@@ -23,7 +23,7 @@ import numpy as np
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
-from sb3_iql.common.episodes import Policy, episode_buffer, episode_returns, rollout_episodes, split_episodes
+from sb3_iql.common.episodes import Policy, episode_buffer, rollout_episodes, split_episodes
 from sb3_iql.common.wrappers import BinaryReward
 from sb3_iql.datasets.recording import minari_root, source_file, write_dataset
 
@@ -49,6 +49,12 @@ DOOR_HUMAN_FILE = "d4rl-door-human-v0/door-v0_demos_clipped.hdf5"
 DOOR_HUMAN_DEMOS_FILE = "dapg-policies/door-v0_demos.pickle"
 PEN_BINARY_DEMOS_FILE = "awac-pen-binary-demos/pen2_sparse.npy"
 BINARY_TASKS = ("pen", "door", "relocate")
+# The binary tasks as later work on exactly AWAC's data registers them (Cal-QL, RLPD and WSRL:
+# ``pen-binary-v0`` with max_episode_steps=100, ``door-binary-v0`` / ``relocate-binary-v0`` with 200,
+# D4RL's v0 lengths) and scores them: ref_min_score = -T (never solved), ref_max_score = 0 (solved at every
+# step), so a return x normalizes to 100 * (x + T) / T, the share of the episode spent solved.
+# Success is mj_envs' goal_achieved, which Gymnasium-Robotics reports as info["success"].
+BINARY_EPISODE_STEPS = {"pen": 100, "door": 200, "relocate": 200}
 # AWAC: 25 demonstrations + 500 rollouts of a BC policy trained on them.
 AWAC_BC_EPISODES = 500
 AWAC_DEMOS = 25
@@ -327,16 +333,60 @@ def behaviour_cloning_policy(episodes: list[EpisodeBuffer], env: gym.Env, n_step
     with tempfile.TemporaryDirectory() as root, minari_root(Path(root)):
         demos = minari.create_dataset_from_buffers("bc/demos-v0", episodes, env=env)
         model = IQL("MlpPolicy", env, beta=0.0, actor_lr_schedule="constant", seed=seed, device="cpu")
-        model.learn_offline(demos, n_steps=n_steps)
+        model.learn_offline(demos, n_steps)
     return lambda observation: model.predict(observation, deterministic=False)[0]
 
 
+def binary_reference_scores(task: str) -> tuple[float, float]:
+    """:return: ``(ref_min_score, ref_max_score)`` of a binary task: ``(-T, 0)`` for its episode limit ``T``."""
+    _check_task(task, BINARY_TASKS)
+    return -float(BINARY_EPISODE_STEPS[task]), 0.0
+
+
+def make_binary_env(task: str) -> gym.Env:
+    """:return: The binary task as published: reward 0 when solved, else -1; ``BINARY_EPISODE_STEPS`` steps."""
+    _check_task(task, BINARY_TASKS)
+    return make_env(task, max_episode_steps=BINARY_EPISODE_STEPS[task], binary=True)
+
+
+def cut_episode(episode: EpisodeBuffer, max_steps: int) -> list[EpisodeBuffer]:
+    """
+    Cut an episode longer than the task's limit into consecutive pieces of at most ``max_steps``, each
+    ending in a truncation (its last piece keeps the episode's own ending): every transition is kept.
+    """
+    n_steps = len(episode.actions)
+    pieces = []
+    for start in range(0, n_steps, max_steps):
+        stop = min(start + max_steps, n_steps)
+        truncations = np.array(episode.truncations[start:stop], dtype=bool)
+        truncations[-1] = truncations[-1] or (stop < n_steps) or not episode.terminations[stop - 1]
+        observations = (
+            {key: value[start : stop + 1] for key, value in episode.observations.items()}
+            if isinstance(episode.observations, dict)
+            else episode.observations[start : stop + 1]
+        )
+        pieces.append(
+            EpisodeBuffer(
+                observations=observations,
+                actions=episode.actions[start:stop],
+                rewards=episode.rewards[start:stop],
+                terminations=episode.terminations[start:stop],
+                truncations=truncations,
+            )
+        )
+    return pieces
+
+
 def binary_demos(task: str, n_demos: int, source: str | Path | None, seed: int, progress: bool) -> list[EpisodeBuffer]:
-    """The demonstrations of a binary task: AWAC's real ones for pen, DAPG expert rollouts otherwise."""
+    """
+    The demonstrations of a binary task, in episodes of the task's limit: AWAC's real ones for pen
+    (199 steps each, so each is cut in two), DAPG expert rollouts otherwise.
+    """
     if task == "pen":
-        return pen_binary_demos(source)[:n_demos]
+        demos = pen_binary_demos(source)[:n_demos]
+        return [piece for demo in demos for piece in cut_episode(demo, BINARY_EPISODE_STEPS[task])]
     expert = load_expert(task, source, seed=seed)
-    env = make_env(task, binary=True)
+    env = make_binary_env(task)
     return rollout_episodes(env, expert, n_demos, seed=seed, description=f"{task} expert demos", progress=progress)
 
 
@@ -352,10 +402,11 @@ def build_binary(
 ) -> minari.MinariDataset:
     """
     AWAC's recipe for ``{task}-binary``: demonstrations plus rollouts of a BC policy trained on them,
-    with reward 0 on success and -1 otherwise: ``sb3-iql/{task}/binary-v0``.
+    with reward 0 on success and -1 otherwise: ``sb3-iql/{task}/binary-v1``.
 
-    Reference scores: a policy that never succeeds (return ``-episode_steps``) normalizes to 0, the
-    demonstrations' mean return to 100.
+    Episodes last the published limit (pen 100 steps, door and relocate 200) and the reference scores
+    are ``-T`` and ``0``, so the normalized score is the share of the episode spent solved, the scale on
+    which Cal-QL, RLPD and WSRL report these tasks (see ``BINARY_EPISODE_STEPS``).
 
     :param task: pen, door or relocate
     :param n_bc_episodes: Rollouts of the BC policy (AWAC: 500)
@@ -366,8 +417,8 @@ def build_binary(
     """
     _check_task(task, BINARY_TASKS)
     demos = binary_demos(task, n_demos, source, seed, progress)
-    episode_steps = len(demos[0].actions)
-    env = make_env(task, max_episode_steps=episode_steps, binary=True)
+    episode_steps = BINARY_EPISODE_STEPS[task]
+    env = make_binary_env(task)
     bc_policy = behaviour_cloning_policy(demos, env, bc_steps, seed=seed)
     rollouts = rollout_episodes(
         env, bc_policy, n_bc_episodes, seed=seed + 10_000, description=f"{task}-binary BC", progress=progress
@@ -378,16 +429,17 @@ def build_binary(
         else f"{n_demos} rollouts of the DAPG {task} expert (the human demonstrations AWAC used are not available)"
     )
     return write_dataset(
-        f"sb3-iql/{task}/binary-v0",
+        f"sb3-iql/{task}/binary-v1",
         demos + rollouts,
         env,
-        ref_min_score=-float(episode_steps),
-        ref_max_score=float(np.mean(episode_returns(demos))),
+        *binary_reference_scores(task),
         description=(
             f"AWAC's {task}-binary recipe: {demo_origin}, then {n_bc_episodes} rollouts of a Gaussian BC policy "
             f"({bc_steps} steps of maximum likelihood on the demonstrations), {episode_steps} steps each, reward 0 "
-            f"on success and -1 otherwise, in {ENV_IDS[task]} with sb3_iql BinaryReward. Normalized score: 0 never "
-            "succeeds, 100 is the demonstrations' mean return."
+            f"on success and -1 otherwise, in {ENV_IDS[task]} with sb3_iql BinaryReward"
+            f"{' (the 199-step demonstrations cut into pieces of at most 100 steps)' if task == 'pen' else ''}. "
+            f"Normalized score 100 * (return + {episode_steps}) / {episode_steps}: the share of the episode spent "
+            "solved, as Cal-QL, RLPD and WSRL score pen/door/relocate-binary-v0."
         ),
         algorithm_name="demonstrations + behaviour cloning rollouts (AWAC)",
         overwrite=overwrite,

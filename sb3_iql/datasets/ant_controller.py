@@ -249,12 +249,12 @@ def reach_rate(
         features, _ = env.reset(seed=seed + trial)
         for step in range(1, max_steps + 1):
             features, _, terminated, truncated, info = env.step(controller(features))
+            if info["reached"]:
+                steps.append(step)
             if terminated or truncated:
                 break
         reached.append(info["reached"])
         fallen += int(terminated and not info["reached"])
-        if info["reached"]:
-            steps.append(step)
     env.close()
     return {
         "reach_rate": float(np.mean(reached)),

@@ -12,10 +12,7 @@ Styles (D4RL's names):
 - ``play``: every episode starts in the evaluation start cell and goals come from a fixed
   hand-picked list of cells (corners, dead ends and junctions of each maze).
 
-AntMaze would need a goal-reaching ant locomotion policy under the same controller (D4RL
-trained one with SAC on ``(x, y)`` targets): train it on ``AntMaze_*-v4`` with SB3's SAC and
-pass it as the low-level controller that follows the waypoints. That training (millions of
-steps) is out of reach of this 2-core machine, so only the point agent is built here.
+AntMaze itself, with a goal-reaching ant under the same kind of planner, is ``antmaze.py``.
 """
 
 from collections import deque
@@ -89,25 +86,20 @@ def _neighbours(cell: Cell) -> list[Cell]:
     return [(row - 1, col), (row + 1, col), (row, col - 1), (row, col + 1)]
 
 
-class WaypointController:
+class CellPlanner:
     """
-    Steer the point toward a cell along the shortest path through the maze's cells: a PD
-    controller on the centre of the next cell, with Gaussian action noise.
+    Shortest paths over a maze's open cells (breadth-first search, cached per target).
 
-    :param env: The PointMaze env (its ``unwrapped.maze`` gives the geometry)
-    :param noise: Std of the action noise
-    :param rng: Random generator of the noise
+    :param maze: A Gymnasium-Robotics ``Maze`` (``env.unwrapped.maze``)
     """
 
-    def __init__(self, env: gym.Env, noise: float, rng: np.random.Generator):
-        self.maze = env.unwrapped.maze
-        self.cells = set(open_cells(self.maze.maze_map))
-        self.noise = noise
-        self.rng = rng
+    def __init__(self, maze):
+        self.maze = maze
+        self.cells = set(open_cells(maze.maze_map))
         self._next_cell: dict[Cell, dict[Cell, Cell]] = {}
 
     def next_cell_toward(self, target: Cell) -> dict[Cell, Cell]:
-        """:return: For every open cell, the neighbour one step closer to ``target`` (BFS, cached)."""
+        """:return: For every open cell, the neighbour one step closer to ``target``."""
         if target not in self._next_cell:
             step_toward, frontier = {target: target}, deque([target])
             while frontier:
@@ -122,6 +114,22 @@ class WaypointController:
     def cell_of(self, position: np.ndarray) -> Cell:
         row, col = self.maze.cell_xy_to_rowcol(position)
         return int(row), int(col)
+
+
+class WaypointController(CellPlanner):
+    """
+    Steer the point toward a cell along the shortest path through the maze's cells: a PD
+    controller on the centre of the next cell, with Gaussian action noise.
+
+    :param env: The PointMaze env (its ``unwrapped.maze`` gives the geometry)
+    :param noise: Std of the action noise
+    :param rng: Random generator of the noise
+    """
+
+    def __init__(self, env: gym.Env, noise: float, rng: np.random.Generator):
+        super().__init__(env.unwrapped.maze)
+        self.noise = noise
+        self.rng = rng
 
     def __call__(self, observation: np.ndarray, target: Cell) -> np.ndarray:
         position, velocity = observation[:2], observation[2:4]

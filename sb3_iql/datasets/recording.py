@@ -3,7 +3,7 @@
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -87,11 +87,14 @@ def write_dataset(
     dataset_id: str,
     episodes: list[EpisodeBuffer],
     env: gym.Env,
-    ref_min_score: float,
-    ref_max_score: float,
-    description: str,
-    algorithm_name: str,
+    ref_min_score: float | None = None,
+    ref_max_score: float | None = None,
+    description: str = "",
+    algorithm_name: str = "",
     overwrite: bool = False,
+    eval_env: gym.Env | gym.envs.registration.EnvSpec | None = None,
+    expert_policy: Callable | None = None,
+    reference_episodes: int = 100,
 ) -> minari.MinariDataset:
     """
     Write ``episodes`` as the local Minari dataset ``dataset_id``.
@@ -101,12 +104,16 @@ def write_dataset(
 
     :param dataset_id: The Minari id, ``namespace/name-vN``
     :param episodes: The episodes
-    :param env: The evaluation env: its spec (wrappers included) is what ``recover_environment()`` makes
-    :param ref_min_score: Return that normalizes to 0
-    :param ref_max_score: Return that normalizes to 100 (Minari's normalization gives 1)
+    :param env: The env of the data: its spec (wrappers included) is what ``recover_environment()`` makes
+    :param ref_min_score: Return that normalizes to 0 (None: Minari's, random actions in the evaluation env)
+    :param ref_max_score: Return that normalizes to 100 (Minari's normalization gives 1; None: Minari's,
+        ``expert_policy``'s mean return in the evaluation env)
     :param description: The recipe, stored as the dataset description
     :param algorithm_name: What produced the data
     :param overwrite: Replace an existing dataset with this id
+    :param eval_env: The evaluation env or spec, where it differs from ``env``
+    :param expert_policy: The policy whose mean return Minari takes as ``ref_max_score`` where none is given
+    :param reference_episodes: Episodes Minari averages for each reference score it computes
     :return: The dataset, loaded from its final place
     """
     if not episodes:
@@ -130,6 +137,9 @@ def write_dataset(
                 ref_min_score=ref_min_score,
                 ref_max_score=ref_max_score,
                 description=description,
+                eval_env=eval_env,
+                expert_policy=expert_policy,
+                num_episodes_average_score=reference_episodes,
             )
             built_path = get_dataset_path(dataset_id)
         # Minari makes the namespace (and its metadata file) on first use; do that in the real root too.

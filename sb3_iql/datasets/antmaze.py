@@ -1,0 +1,257 @@
+"""
+The six AntMaze datasets, built here the way Minari built ``D4RL/antmaze/*-v1``.
+
+Minari's recipe (``minari-dataset-generation-scripts/scripts/antmaze/create_antmaze_dataset.py``):
+a waypoint planner over the maze's cells drives a goal-reaching ant with Gaussian action noise
+(std 0.2, actions clipped to [-1, 1]) in ``AntMaze_*-v4`` made with ``continuing_task=True,
+reset_target=False``, for 1M steps; an episode lasts until the env's time limit (700 steps on
+umaze, 1,000 on medium and large), then the env is reset with the next seed. The ant never
+terminates: once at the goal it stays there and collects reward 1 a step. Every step records
+``infos`` ``success``, ``qpos`` (15), ``qvel`` (14) and ``goal`` (2). The evaluation env spec is
+the collection spec with the evaluation map (a fixed ``r`` start and ``g`` goal), and the reference
+scores are Minari's: the mean return of the (noise-free) planner and of random actions over 100
+episodes in that evaluation env.
+
+Where ours departs: the goal-reaching ant is our own (``ant_controller``: a SAC policy trained here
+on the same ant, seeing the target in its heading frame), Minari's was trained for 30M steps and not
+published; the planner is a breadth-first search over cells (Minari: Q-iteration; both give shortest
+cell paths) and our intermediate waypoints are cell centres with the same small random offset.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import gymnasium as gym
+import minari
+import numpy as np
+from tqdm.auto import tqdm
+
+from sb3_iql.common.episodes import episode_buffer
+from sb3_iql.datasets.ant_controller import AntController
+from sb3_iql.datasets.maze import CellPlanner
+from sb3_iql.datasets.recording import write_dataset
+
+R, G = "r", "g"
+D4RL_TRANSITIONS = 1_000_000
+ACTION_NOISE = 0.2
+WAYPOINT_RADIUS = 0.45
+WAYPOINT_JITTER = 0.2
+REFERENCE_EPISODES = 100
+
+# Minari's EVAL_ENV_MAPS: the fixed start "r" and goal "g" of evaluation.
+EVAL_MAPS = {
+    "umaze": [[1, 1, 1, 1, 1], [1, 0, 0, R, 1], [1, 0, 1, 1, 1], [1, 0, 0, G, 1], [1, 1, 1, 1, 1]],
+    "medium": [
+        [1, 1, 1, 1, 1, 1, 1, 1],
+        [1, R, 0, 1, 1, 0, 0, 1],
+        [1, 0, 0, 1, 0, 0, 0, 1],
+        [1, 1, 0, 0, 0, 1, 1, 1],
+        [1, 0, 0, 1, 0, 0, 0, 1],
+        [1, 0, 1, 0, 0, 1, 0, 1],
+        [1, 0, 0, 0, 1, 0, G, 1],
+        [1, 1, 1, 1, 1, 1, 1, 1],
+    ],
+    "large": [
+        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+        [1, R, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1],
+        [1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1],
+        [1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
+        [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1],
+        [1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1],
+        [1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 1],
+        [1, 0, 0, 1, 0, 0, 0, 1, 0, G, 0, 1],
+        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    ],
+}
+# antmaze-umaze-v1 collects with the goal top-left and the start bottom-left; the others use the env's default map.
+UMAZE_DATA_MAP = [[1, 1, 1, 1, 1], [1, G, 0, 0, 1], [1, 1, 1, 0, 1], [1, R, 0, 0, 1], [1, 1, 1, 1, 1]]
+
+
+@dataclass(frozen=True)
+class AntMazeTask:
+    """
+    :param env_id: The Gymnasium-Robotics env the data is collected in
+    :param maze: umaze, medium or large (its evaluation map)
+    :param data_map: The collection map (None: the env's default)
+    """
+
+    env_id: str
+    maze: str
+    data_map: list | None = None
+
+
+TASKS = {
+    "umaze": AntMazeTask("AntMaze_UMaze-v4", "umaze", UMAZE_DATA_MAP),
+    "umaze-diverse": AntMazeTask("AntMaze_UMaze-v4", "umaze"),
+    "medium-play": AntMazeTask("AntMaze_Medium-v4", "medium"),
+    "medium-diverse": AntMazeTask("AntMaze_Medium_Diverse_GR-v4", "medium"),
+    "large-play": AntMazeTask("AntMaze_Large-v4", "large"),
+    "large-diverse": AntMazeTask("AntMaze_Large_Diverse_GR-v4", "large"),
+}
+
+
+def _task(name: str) -> AntMazeTask:
+    if name not in TASKS:
+        raise ValueError(f"Unknown AntMaze dataset '{name}': choose one of {', '.join(TASKS)}.")
+    return TASKS[name]
+
+
+def make_collection_env(name: str) -> gym.Env:
+    """:return: The env ``antmaze-{name}`` is collected in: continuing, the goal kept when reached."""
+    task = _task(name)
+    kwargs = {"maze_map": task.data_map} if task.data_map is not None else {}
+    return gym.make(task.env_id, continuing_task=True, reset_target=False, **kwargs)
+
+
+def make_eval_env_spec(name: str) -> gym.envs.registration.EnvSpec:
+    """:return: The evaluation env spec Minari records: the collection spec with the evaluation map."""
+    spec = copy.deepcopy(make_collection_env(name).spec)
+    spec.kwargs["maze_map"] = EVAL_MAPS[_task(name).maze]
+    return spec
+
+
+class WaypointAnt:
+    """
+    Walk the ant to the maze's goal along the shortest path of cells: the ant controller is given the
+    centre of the next cell (slightly jittered) until it comes within ``WAYPOINT_RADIUS``, then the next
+    one, and in the goal's cell the goal itself. Called with AntMaze's Dict observation.
+
+    :param maze_env: The AntMaze env (its ``unwrapped.maze`` gives the geometry)
+    :param controller: The goal-reaching ant
+    :param noise: Std of the Gaussian action noise
+    :param rng: Random generator of the noise and the jitter
+    """
+
+    def __init__(self, maze_env: gym.Env, controller: AntController, noise: float, rng: np.random.Generator):
+        self.planner = CellPlanner(maze_env.unwrapped.maze)
+        self.controller = controller
+        self.noise = noise
+        self.rng = rng
+        self.waypoint_cell: tuple[int, int] | None = None
+        self.waypoint = np.zeros(2)
+        self.goal = np.full(2, np.nan)
+
+    def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        position, goal = observation["achieved_goal"], observation["desired_goal"]
+        if not np.allclose(goal, self.goal) or self._lost(position):
+            self.goal = goal.copy()
+            self._aim(self.planner.cell_of(position))
+        elif self.waypoint_cell is not None and np.linalg.norm(self.waypoint - position) <= WAYPOINT_RADIUS:
+            self._aim(self.waypoint_cell)
+        action = self.controller.act(observation["observation"], position, self.waypoint)
+        if self.noise:
+            action = action + self.noise * self.rng.standard_normal(action.shape)
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def _lost(self, position: np.ndarray) -> bool:
+        """Whether the ant is no longer in or next to its waypoint's cell (a reset, or a push off the path)."""
+        if self.waypoint_cell is None:
+            return False
+        row, col = self.planner.cell_of(position)
+        return abs(row - self.waypoint_cell[0]) + abs(col - self.waypoint_cell[1]) > 1
+
+    def _aim(self, from_cell: tuple[int, int]) -> None:
+        goal_cell = self.planner.cell_of(self.goal)
+        next_cell = self.planner.next_cell_toward(goal_cell).get(from_cell, goal_cell)
+        if from_cell == goal_cell or next_cell == goal_cell:
+            self.waypoint_cell, self.waypoint = None, self.goal.copy()
+            return
+        self.waypoint_cell = next_cell
+        centre = self.planner.maze.cell_rowcol_to_xy(np.array(next_cell))
+        self.waypoint = centre - self.rng.uniform(size=2) * WAYPOINT_JITTER
+
+
+def collect(
+    name: str,
+    n_transitions: int,
+    controller: AntController,
+    noise: float = ACTION_NOISE,
+    seed: int = 123,
+    progress: bool = True,
+) -> list:
+    """
+    Drive the ant through ``antmaze-{name}``'s collection env for ``n_transitions`` steps.
+
+    Episodes end at the env's time limit (a truncation; the last one where the steps run out);
+    each reset takes the next seed, as Minari's script does.
+    """
+    env = make_collection_env(name)
+    rng = np.random.default_rng(seed)
+    driver = WaypointAnt(env, controller, noise, rng)
+    episodes, collected, episode_seed = [], 0, seed
+    with tqdm(total=n_transitions, desc=f"antmaze-{name}", unit="step", disable=not progress) as bar:
+        while collected < n_transitions:
+            observation, info = env.reset(seed=episode_seed)
+            episode_seed += 1
+            observations, actions, rewards, truncations = [observation], [], [], []
+            infos = [_step_infos(observation, info)]
+            truncated = False
+            while not truncated and collected + len(actions) < n_transitions:
+                action = driver(observation)
+                observation, reward, _, truncated, info = env.step(action)
+                observations.append(observation)
+                actions.append(action)
+                rewards.append(float(reward))
+                infos.append(_step_infos(observation, info))
+                truncations.append(bool(truncated))
+            truncations[-1] = True
+            episodes.append(episode_buffer(observations, actions, rewards, [False] * len(actions), truncations, infos))
+            collected += len(actions)
+            bar.update(len(actions))
+    env.close()
+    return episodes
+
+
+def _step_infos(observation: dict[str, np.ndarray], info: dict) -> dict[str, np.ndarray]:
+    """Minari's AntMaze ``infos``: success, and the simulator state to restore it (qpos, qvel) with the goal."""
+    return {
+        "success": np.bool_(info.get("success", False)),
+        "qpos": np.concatenate([observation["achieved_goal"], observation["observation"][:13]]),
+        "qvel": observation["observation"][13:].copy(),
+        "goal": observation["desired_goal"].copy(),
+    }
+
+
+def build_antmaze(
+    name: str,
+    n_transitions: int = D4RL_TRANSITIONS,
+    noise: float = ACTION_NOISE,
+    seed: int = 123,
+    controller_file: str | None = None,
+    reference_episodes: int = REFERENCE_EPISODES,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> minari.MinariDataset:
+    """
+    Build ``sb3-iql/antmaze/{name}-v1`` as Minari built ``D4RL/antmaze/{name}-v1`` (module docstring).
+
+    :param name: umaze, umaze-diverse, medium-play, medium-diverse, large-play or large-diverse
+    :param n_transitions: Transitions (Minari: 1M)
+    :param noise: Std of the action noise (Minari: 0.2)
+    :param seed: Seed of the first reset (Minari: 123), of the noise and of the waypoint jitter
+    :param controller_file: A goal-reaching ant controller (default: the one shipped with sb3-iql)
+    :param reference_episodes: Episodes behind each reference score (Minari: 100)
+    """
+    task = _task(name)
+    controller = AntController.load(controller_file) if controller_file else AntController.load()
+    episodes = collect(name, n_transitions, controller, noise, seed, progress)
+    eval_spec = make_eval_env_spec(name)
+    eval_env = gym.make(eval_spec)
+    planner = WaypointAnt(eval_env, controller, noise=0.0, rng=np.random.default_rng(seed))
+    return write_dataset(
+        f"sb3-iql/antmaze/{name}-v1",
+        episodes,
+        make_collection_env(name),
+        eval_env=eval_spec,
+        expert_policy=planner,
+        reference_episodes=reference_episodes,
+        description=(
+            f"Minari's D4RL/antmaze/{name}-v1 recipe rebuilt with sb3-iql's goal-reaching ant: a BFS waypoint planner "
+            f"over the cells of {task.env_id} (continuing_task=True, reset_target=False) drives the ant with Gaussian "
+            f"action noise {noise}; {n_transitions} transitions in episodes of the env's time limit; reward 1 within "
+            "0.45 of the goal and no terminations. Evaluation env: the same with the evaluation map (fixed start and "
+            "goal). Reference scores: mean return of the noise-free planner and of random actions in it."
+        ),
+        algorithm_name="BFS waypoints + sb3-iql goal-reaching ant (SAC)",
+        overwrite=overwrite,
+    )
