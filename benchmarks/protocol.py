@@ -13,9 +13,10 @@ import json
 import math
 import os
 import re
+import time
 from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,14 +26,16 @@ import gymnasium as gym
 import minari
 import numpy as np
 import torch as th
+from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_iql import IQL, IQLEvalCallback
+from sb3_iql.common.goal_reaching import paper_eval_env
 from sb3_iql.common.offline_data import dataset_transitions, load_minari_dataset
 
 PAPER = json.loads((Path(__file__).with_name("paper_numbers.json")).read_text())
 EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
-ALGOS = ("iql", "bc", "bc10")
-ALGO_TITLES = {"iql": "IQL (ours)", "bc": "BC", "bc10": "10% BC"}
+ALGOS = ("iql", "bc", "bc10", "iql-naive")
+ALGO_TITLES = {"iql": "IQL (ours)", "bc": "BC", "bc10": "10% BC", "iql-naive": "IQL, data as recorded"}
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class RunSpec:
     """
     One run of the protocol.
 
-    :param algo: iql, bc (IQL's actor with advantage weights 1) or bc10 (BC on the top 10% episodes)
+    :param algo: iql, bc (IQL's actor with advantage weights 1), bc10 (BC on the top 10% episodes) or iql-naive
+        (AntMaze: IQL on the data as recorded, without the paper's task semantics; evaluated in the same env)
     :param dataset: Minari dataset id
     :param seed: Random seed
     :param offline_steps: Gradient steps offline
@@ -95,6 +99,18 @@ def paper_offline_score(name: str | None) -> float | None:
     return PAPER["table2"][name][0] if name in PAPER["table2"] else None
 
 
+def is_antmaze(dataset_id: str) -> bool:
+    """Whether the dataset is an AntMaze one: evaluated in the paper's terminating maze, scored 100 x success rate."""
+    return "antmaze" in dataset_id.lower()
+
+
+def evaluation_env(dataset: minari.MinariDataset) -> gym.Env:
+    """The env runs are evaluated (and AntMaze runs finetuned) in: the paper's for AntMaze, else the dataset's own."""
+    if is_antmaze(dataset.spec.dataset_id):
+        return paper_eval_env(dataset)
+    return dataset.recover_environment(eval_env=True)
+
+
 def infer_domain(dataset_id: str, finetune: bool = False) -> str:
     """The paper's hyperparameter domain for a dataset id, from its name."""
     name = dataset_id.lower()
@@ -115,7 +131,7 @@ class CheckpointingEval(IQLEvalCallback):
     """IQLEvalCallback that also saves the model (and online the replay buffer) after each evaluation."""
 
     def __init__(self, spec: RunSpec, phase: str, step_offset: int, eval_env: gym.Env, dataset: minari.MinariDataset):
-        super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes)
+        super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes, score_success=is_antmaze(spec.dataset))
         self.spec, self.phase, self.step_offset = spec, phase, step_offset
         self.eval_env.seed(spec.seed)  # evaluation episodes repeat with the run's seed
 
@@ -124,6 +140,31 @@ class CheckpointingEval(IQLEvalCallback):
         append_rows(self.spec.directory / "evaluations.csv", [evaluation_row(self.spec, self.phase, self.step_offset, result)])
         save_checkpoint(self.model, self.spec.directory, self.phase, with_buffer=self.phase == "online")
         return result
+
+
+class RunProgress(BaseCallback):
+    """Print a run's steps, speed and time left every ``every_seconds``: long runs are not silent."""
+
+    def __init__(self, spec: RunSpec, phase: str, total: int, every_seconds: float = 60.0):
+        super().__init__()
+        self.spec, self.phase, self.total, self.every_seconds = spec, phase, total, every_seconds
+
+    def _on_training_start(self) -> None:
+        self.started, self.start_steps, self.last_print = time.monotonic(), self.num_timesteps, time.monotonic()
+
+    def _on_step(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_print >= self.every_seconds:
+            self.last_print = now
+            done = self.num_timesteps - self.start_steps
+            speed = done / max(now - self.started, 1e-9)
+            left = (self.total - self.num_timesteps) / max(speed, 1e-9)
+            print(
+                f"[{self.spec.algo} {self.spec.dataset} seed {self.spec.seed}] {self.phase} {self.num_timesteps:,}/{self.total:,} "
+                f"steps, {speed:.0f} steps/s, {left / 60:.1f} min left",
+                flush=True,
+            )
+        return True
 
 
 def evaluation_row(spec: RunSpec, phase: str, step_offset: int, result: dict[str, float]) -> dict[str, Any]:
@@ -178,6 +219,9 @@ def top_episodes(dataset: minari.MinariDataset, fraction: float = 0.1) -> minari
 def new_model(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None = None) -> IQL:
     """IQL with the domain's paper hyperparameters; BC variants weigh every action equally (beta 0)."""
     kwargs = IQL.paper_hyperparameters(spec.domain)
+    if not is_antmaze(spec.dataset) or spec.algo == "iql-naive":
+        # The paper's AntMaze task semantics; PointMaze data already terminates at its goal.
+        kwargs.pop("goal_semantics", None)
     if spec.algo != "iql":
         # Weights exp(0 * A) = 1 whatever the critics learn, so reward processing plays no part
         # (and the top 10% of episodes may all share one return, which "return_range" rejects).
@@ -213,13 +257,19 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     th.set_num_threads(int(os.environ.get("SB3_IQL_THREADS", "1")))
     dataset = load_minari_dataset(spec.dataset)
     train_data = top_episodes(dataset) if spec.algo == "bc10" else dataset
-    online_env = dataset.recover_environment() if spec.online_steps else None
+    # AntMaze finetunes in the paper's terminating maze, not the continuing env the data was collected in.
+    online_env = (
+        (evaluation_env(dataset) if is_antmaze(spec.dataset) else dataset.recover_environment()) if spec.online_steps else None
+    )
     model, phase = resume_or_start(spec, dataset, online_env)
     if phase == "offline":
         remaining = spec.offline_steps - model.num_timesteps
         if remaining > 0:
-            evaluation = CheckpointingEval(spec, "offline", 0, dataset.recover_environment(eval_env=True), dataset)
-            model.learn_offline(train_data, remaining, callback=evaluation, reset_num_timesteps=model.num_timesteps == 0)
+            evaluation = CheckpointingEval(spec, "offline", 0, evaluation_env(dataset), dataset)
+            progress = RunProgress(spec, "offline", spec.offline_steps)
+            model.learn_offline(
+                train_data, remaining, callback=[evaluation, progress], reset_num_timesteps=model.num_timesteps == 0
+            )
             if model.num_timesteps % spec.eval_freq:
                 evaluation.evaluate()  # the protocol reports the score after the last step
         save_checkpoint(model, directory, "offline", with_buffer=False)
@@ -230,10 +280,10 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         model.load_dataset(train_data)  # a reloaded model has no buffer; finetuning starts from the dataset
         remaining = spec.online_steps - model.num_timesteps
         if remaining > 0:
-            evaluation = CheckpointingEval(
-                spec, "online", spec.offline_steps, dataset.recover_environment(eval_env=True), dataset
+            evaluation = CheckpointingEval(spec, "online", spec.offline_steps, evaluation_env(dataset), dataset)
+            model.learn(
+                remaining, callback=[evaluation, RunProgress(spec, "online", spec.online_steps)], reset_num_timesteps=False
             )
-            model.learn(remaining, callback=evaluation, reset_num_timesteps=False)
             if model.num_timesteps % spec.eval_freq:
                 evaluation.evaluate()
         save_checkpoint(model, directory, "online", with_buffer=False)
@@ -258,13 +308,16 @@ def run_all(specs: Sequence[RunSpec], workers: int, ray_address: str | None = No
         remote_run = ray.remote(num_cpus=1)(run)
         ray.get([remote_run.remote(spec) for spec in specs])
         return
+    print(f"{len(specs)} runs planned, {workers} at a time", flush=True)
     if workers <= 1:
-        for spec in specs:
+        for done, spec in enumerate(specs, 1):
             run(spec)
+            print(f"runs done: {done}/{len(specs)}", flush=True)
         return
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        for future in [pool.submit(run, spec) for spec in specs]:
+        for done, future in enumerate(as_completed([pool.submit(run, spec) for spec in specs]), 1):
             future.result()
+            print(f"runs done: {done}/{len(specs)}", flush=True)
 
 
 # -- outputs ----------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """AntMaze data built here: the shipped goal-reaching ant, and datasets in Minari's D4RL/antmaze-v1 format."""
 
 import gymnasium as gym
+import minari
 import numpy as np
 import pytest
 
-from sb3_iql import IQL
+from sb3_iql import IQL, IQLEvalCallback
+from sb3_iql.common.goal_reaching import evaluation_goal, goal_reaching_transitions, goal_segments, paper_eval_env
+from sb3_iql.common.offline_data import dataset_transitions
 from sb3_iql.datasets.ant_controller import AntController, controller_features, heading, make_training_env
-from sb3_iql.datasets.antmaze import EVAL_MAPS, build_antmaze
+from sb3_iql.datasets.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, WaypointAnt, build_antmaze
+from sb3_iql.datasets.recording import minari_root
 
 
 def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -94,3 +98,89 @@ def test_an_unknown_antmaze_name_is_a_clear_error():
     with pytest.raises(ValueError, match="umaze-diverse"):
         build_antmaze("umaze-hard", n_transitions=10)
     assert gym.spec("AntMaze_UMaze-v4") is not None
+
+
+# -- the paper's task semantics on continuing AntMaze data ----------------------------------------
+@pytest.fixture(scope="module")
+def umaze_dataset(tmp_path_factory) -> minari.MinariDataset:
+    """Two umaze episodes of 700 steps (the ant reaches the goal and sits there) and a short third."""
+    root = tmp_path_factory.mktemp("antmaze")
+    with minari_root(root):
+        dataset = build_antmaze("umaze", n_transitions=1500, reference_episodes=1, progress=False)
+    return minari.MinariDataset(dataset.storage.data_path)
+
+
+@pytest.mark.parametrize(
+    ("reached", "segments"),
+    [
+        ([0, 0, 0, 0], [(0, 3, False)]),  # never reaches: untouched
+        ([0, 0, 1, 1, 1, 1], [(0, 2, True)]),  # reaches at step 2 and stays: the rest is dropped
+        ([0, 1, 1, 0, 0, 0, 1, 1], [(0, 1, True), (4, 6, True)]),  # leaves again: a new episode from outside
+        ([1, 0, 0], [(0, 0, True), (2, 2, False)]),
+    ],
+)
+def test_goal_segments_cut_at_each_reach(reached, segments):
+    assert goal_segments(np.array(reached, dtype=bool)) == segments
+
+
+def test_paper_semantics_terminate_at_the_goal_and_drop_the_rest(umaze_dataset):
+    recorded = dataset_transitions(umaze_dataset)
+    transitions = goal_reaching_transitions(umaze_dataset, "evaluation")
+    assert recorded.rewards.sum() > 100  # as recorded, the ant collects reward 1 at the goal step after step
+    ends = np.flatnonzero(transitions.dones)
+    terminal = transitions.dones & ~transitions.timeouts
+    # Reward 1 exactly at the terminal transitions, which end within the goal radius; nothing after them.
+    np.testing.assert_array_equal(transitions.rewards == 1.0, terminal)
+    distance = np.linalg.norm(
+        transitions.next_observations["achieved_goal"] - transitions.next_observations["desired_goal"], axis=1
+    )
+    assert np.all(distance[terminal] <= 0.45) and np.all(distance[~terminal] > 0.45)
+    assert terminal.sum() >= 1 and len(transitions) < len(recorded)
+    assert ends[-1] == len(transitions) - 1
+    # The evaluation goal is umaze's goal cell, written into every desired_goal.
+    np.testing.assert_allclose(
+        transitions.observations["desired_goal"], np.broadcast_to(evaluation_goal(umaze_dataset), (len(transitions), 2))
+    )
+
+
+def test_the_paper_eval_env_ends_at_the_goal_and_scores_success(umaze_dataset):
+    env = paper_eval_env(umaze_dataset)
+    assert env.spec.max_episode_steps == 700 and not env.spec.kwargs["continuing_task"]
+    # The paper's umaze: the data's maze, from its start to its goal (Minari's recorded map is the mirror image).
+    assert env.unwrapped.maze.maze_map == UMAZE_DATA_MAP
+    driver = WaypointAnt(env, AntController.load(), noise=0.0, rng=np.random.default_rng(0))
+    observation, _ = env.reset(seed=0)
+    total, steps = 0.0, 0
+    while True:
+        observation, reward, terminated, truncated, info = env.step(driver(observation))
+        total, steps = total + reward, steps + 1
+        if terminated or truncated:
+            break
+    # The planner walks the ant to the goal, where the episode ends: return 1, the success that scores 100.
+    assert terminated and info["success"] and total == 1.0 and steps < 700
+
+
+def test_a_tiny_antmaze_run_offline_online_save_load(umaze_dataset, tmp_path):
+    hyperparameters = IQL.paper_hyperparameters("antmaze_finetune")
+    hyperparameters.update(batch_size=32, policy_kwargs={"net_arch": [32, 32]}, buffer_size=5000)
+    model = IQL(
+        "MultiInputPolicy", paper_eval_env(umaze_dataset, max_episode_steps=30), seed=0, device="cpu", **hyperparameters
+    )
+    evaluations = IQLEvalCallback(
+        paper_eval_env(umaze_dataset, max_episode_steps=20), n_eval_episodes=2, eval_freq=20, score_success=True
+    )
+    model.learn_offline(umaze_dataset, 20, callback=evaluations)
+    assert evaluations.evaluations[-1]["normalized_score"] == 100 * evaluations.evaluations[-1]["success_rate"]
+    n_offline = model.replay_buffer.size()
+    model.learn(60)
+    assert model.replay_buffer.size() == n_offline + 60
+    # Online rows come from the terminating maze: the time limit is a truncation there, never a termination.
+    online = slice(n_offline, n_offline + 60)
+    assert model.replay_buffer.dones[online].sum() == model.replay_buffer.timeouts[online].sum() == 2
+    model.save(tmp_path / "iql")
+    loaded = IQL.load(tmp_path / "iql", device="cpu")
+    observation, _ = paper_eval_env(umaze_dataset).reset(seed=3)
+    np.testing.assert_array_equal(
+        model.predict(observation, deterministic=True)[0], loaded.predict(observation, deterministic=True)[0]
+    )
+    assert loaded.goal_semantics == "evaluation"

@@ -204,7 +204,9 @@ def test_eval_env_from_dataset_and_progress_bar(pendulum_dataset, capsys):
 
 
 def test_cosine_actor_lr_decays_over_the_offline_steps(pendulum_dataset):
-    model = small_iql(None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k != "policy_kwargs"})
+    model = small_iql(
+        None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k not in ("policy_kwargs", "goal_semantics")}
+    )
     model.learn_offline(pendulum_dataset, total_timesteps=10)
     # The last of 10 steps ran at 0.5 * (1 + cos(pi * 9 / 10)) of the base lr.
     assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * 0.5 * (1 + np.cos(np.pi * 0.9)))
@@ -233,7 +235,9 @@ def test_reward_preprocessing(pendulum_dataset):
     locomotion = small_iql(None, reward_scale="return_range")
     locomotion.learn_offline(pendulum_dataset, total_timesteps=1)
     assert locomotion.reward_scale_factor == pytest.approx(1000.0 / (max(returns) - min(returns)), rel=1e-6)
-    antmaze = small_iql(None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k != "policy_kwargs"})
+    antmaze = small_iql(
+        None, **{k: v for k, v in IQL.paper_hyperparameters("antmaze").items() if k not in ("policy_kwargs", "goal_semantics")}
+    )
     assert (antmaze.reward_scale_factor, antmaze.reward_shift) == (1.0, -1.0)
     # Stored rewards are raw: the transform happens at sample time, for offline and online rows alike.
     antmaze.learn_offline(pendulum_dataset, total_timesteps=1)

@@ -36,6 +36,8 @@ class IQLEvalCallback(BaseCallback):
     :param n_eval_episodes: Episodes per evaluation
     :param deterministic: Act with the mean action
     :param verbose: Print each evaluation when > 0
+    :param score_success: Report 100 x the success rate as ``normalized_score`` (the paper's AntMaze score),
+        not the return normalized by the dataset's reference scores
     """
 
     def __init__(
@@ -46,8 +48,10 @@ class IQLEvalCallback(BaseCallback):
         n_eval_episodes: int = 10,
         deterministic: bool = True,
         verbose: int = 0,
+        score_success: bool = False,
     ):
         super().__init__(verbose)
+        self.score_success = score_success
         self.eval_env = make_eval_env(eval_env)
         self.dataset = dataset
         self.eval_freq = eval_freq
@@ -82,11 +86,14 @@ class IQLEvalCallback(BaseCallback):
             "std_reward": float(np.std(returns)),
             "mean_ep_length": float(np.mean(lengths)),
         }
-        scores = normalized_score(self.dataset, np.asarray(returns)) if self.dataset is not None else None
-        if scores is not None:
-            result["normalized_score"] = float(np.mean(scores))
         if successes:
             result["success_rate"] = float(np.mean(successes))
+        if self.score_success:
+            if not successes:
+                raise ValueError("score_success needs an evaluation env that reports info['success'] (AntMaze does).")
+            result["normalized_score"] = 100.0 * result["success_rate"]
+        elif self.dataset is not None and (scores := normalized_score(self.dataset, np.asarray(returns))) is not None:
+            result["normalized_score"] = float(np.mean(scores))
         self.evaluations.append(result)
         for key, value in result.items():
             if key != "timesteps":

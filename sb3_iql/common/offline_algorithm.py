@@ -2,12 +2,14 @@
 
 import time
 import warnings
+from collections.abc import Mapping
 from typing import TypeVar, Union
 
 import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -17,6 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
+from sb3_iql.common.goal_reaching import paper_eval_env
 from sb3_iql.common.offline_data import DatasetLike, OfflineData, check_spaces, load_offline_data, scale_actions
 from sb3_iql.common.save_util import save_atomically
 from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess, flatten_dict_observation, has_nested_dict
@@ -124,7 +127,10 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         :param download: Download a Minari id that is not found locally
         :return: The data that was read
         """
-        data = load_offline_data(dataset, download, self.observation_space, self.action_space)
+        if isinstance(dataset, (Mapping, ReplayBuffer)) or getattr(self, "goal_semantics", None) is None:
+            data = load_offline_data(dataset, download, self.observation_space, self.action_space)
+        else:
+            data = load_offline_data(dataset, download, goal_semantics=self.goal_semantics)
         observation_space = self.observation_space if self.observation_space is not None else data.observation_space
         action_space = self.action_space if self.action_space is not None else data.action_space
         self._check_new_data(data, observation_space, action_space)
@@ -317,13 +323,27 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         if callback is not None:
             callbacks += callback if isinstance(callback, list) else [callback]
         if eval_env is not None:
+            score_success = False
             if isinstance(eval_env, str) and eval_env == "dataset":
                 if data.minari_dataset is None:
                     raise ValueError(f"eval_env='dataset' needs a Minari dataset; '{data.name}' is not one: pass an env.")
-                eval_env = data.minari_dataset.recover_environment(eval_env=True)
+                if getattr(self, "goal_semantics", None) is not None:
+                    # The paper's task: fixed start and goal, the episode ends at the goal, score 100 x success rate.
+                    eval_env, score_success = paper_eval_env(data.minari_dataset), True
+                else:
+                    eval_env = data.minari_dataset.recover_environment(eval_env=True)
             elif isinstance(eval_env, str):
                 eval_env = gym.make(eval_env)
-            callbacks.append(IQLEvalCallback(eval_env, data.minari_dataset, eval_freq, n_eval_episodes, verbose=self.verbose))
+            callbacks.append(
+                IQLEvalCallback(
+                    eval_env,
+                    data.minari_dataset,
+                    eval_freq,
+                    n_eval_episodes,
+                    verbose=self.verbose,
+                    score_success=score_success,
+                )
+            )
         if progress_bar:
             callbacks.append(OfflineProgressBarCallback())
         return CallbackList(callbacks)

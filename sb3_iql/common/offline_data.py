@@ -80,6 +80,7 @@ def load_offline_data(
     download: bool = False,
     observation_space: spaces.Space | None = None,
     action_space: spaces.Space | None = None,
+    goal_semantics: str | None = None,
 ) -> OfflineData:
     """
     Read any supported offline data, checked for emptiness and NaN/inf.
@@ -91,6 +92,8 @@ def load_offline_data(
     :param download: Download a Minari id that is not found locally
     :param observation_space: The space of a dict of arrays (default: unbounded Box(es) of its shapes)
     :param action_space: The action space of a dict of arrays (default: [-1, 1], D4RL's convention)
+    :param goal_semantics: For goal-reaching Minari datasets (AntMaze): ``"episode"`` or ``"evaluation"`` gives
+        the paper's task (terminal at the goal, the steps after it dropped; see ``sb3_iql.common.goal_reaching``)
     :return: The data
     """
     if isinstance(data, ReplayBuffer):
@@ -98,11 +101,17 @@ def load_offline_data(
     if isinstance(data, Mapping):
         return _from_arrays(data, observation_space, action_space)
     dataset = load_minari_dataset(data, download=download)
+    if goal_semantics is not None:
+        from sb3_iql.common.goal_reaching import goal_reaching_transitions
+
+        transitions = goal_reaching_transitions(dataset, goal_semantics)
+    else:
+        transitions = dataset_transitions(dataset)
     return OfflineData(
         dataset.spec.dataset_id,
         flatten_dict_space(dataset.observation_space),
         dataset.action_space,
-        dataset_transitions(dataset),
+        transitions,
         minari_dataset=dataset,
     )
 

@@ -33,13 +33,16 @@ DOMAINS: dict[str, dict[str, Any]] = {
         "policy_kwargs": {"net_arch": [256, 256], "actor_dropout": None},
     },
     # antmaze_config.py: expectile 0.9, temperature 10.0, no dropout, cosine decay;
-    # train_offline.py: rewards - 1.
+    # train_offline.py: rewards - 1. goal_semantics: D4RL's task on Minari's continuing data (terminal at the
+    # goal, post-goal steps dropped, every episode relabelled against the fixed evaluation goal, as D4RL's
+    # rewards were): see sb3_iql.common.goal_reaching.
     "antmaze": {
         "expectile": 0.9,
         "beta": 10.0,
         "actor_lr_schedule": "cosine",
         "reward_scale": 1.0,
         "reward_shift": -1.0,
+        "goal_semantics": "evaluation",
         "policy_kwargs": {"net_arch": [256, 256], "actor_dropout": None},
     },
     # kitchen_config.py (used for Kitchen and Adroit): expectile 0.7, temperature 0.5,
@@ -61,6 +64,7 @@ DOMAINS: dict[str, dict[str, Any]] = {
         "actor_lr_schedule": "constant",
         "reward_scale": 1.0,
         "reward_shift": -1.0,
+        "goal_semantics": "evaluation",
         "buffer_size": 2_000_000,
         "policy_kwargs": {"net_arch": [256, 256], "actor_dropout": None},
     },

@@ -70,6 +70,11 @@ class IQL(OfflineOffPolicyAlgorithm):
     :param compile_update: Compile the gradient step with ``torch.compile`` into one graph: 1.3-1.5x faster on 2 CPU
         cores, after a compilation of 20-30 s (~5 s once inductor's on-disk cache holds it); worth it for long runs.
         Falls back to eager execution, with a warning, where compiling fails.
+    :param goal_semantics: For goal-reaching Minari datasets (AntMaze), the paper's task instead of the data as
+        recorded: reaching the goal is terminal and the steps after it are dropped (``sb3_iql.common.goal_reaching``);
+        ``"evaluation"`` relabels every episode against the fixed evaluation goal (D4RL's single-goal task),
+        ``"episode"`` keeps each episode's own goal; ``eval_env="dataset"`` then evaluates in the paper's
+        terminating maze and scores 100 x the success rate. None (default): the data as recorded.
     :param replay_buffer_class: Replay buffer class (default: ``TensorReplayBuffer``)
     :param replay_buffer_kwargs: Keyword arguments to pass to the replay buffer on creation
     :param stats_window_size: Window size for the rollout logging
@@ -110,6 +115,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         reward_scale: Union[float, str] = 1.0,
         reward_shift: float = 0.0,
         compile_update: bool = False,
+        goal_semantics: str | None = None,
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         stats_window_size: int = 100,
@@ -147,6 +153,8 @@ class IQL(OfflineOffPolicyAlgorithm):
             raise ValueError(f"expectile must be in (0, 1), got {expectile}.")
         if actor_lr_schedule not in ("cosine", "constant"):
             raise ValueError(f"actor_lr_schedule must be 'cosine' or 'constant', got '{actor_lr_schedule}'.")
+        if goal_semantics not in (None, "episode", "evaluation"):
+            raise ValueError(f"goal_semantics must be None, 'episode' or 'evaluation', got '{goal_semantics}'.")
         if isinstance(reward_scale, str) and reward_scale != "return_range":
             raise ValueError(f"reward_scale must be a number or 'return_range', got '{reward_scale}'.")
         self.expectile = expectile
@@ -156,6 +164,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         self.reward_scale = reward_scale
         self.reward_shift = reward_shift
         self.compile_update = compile_update
+        self.goal_semantics = goal_semantics
         self._compiled_update: Optional[Callable[[ReplayBufferSamples], th.Tensor]] = None
         # The numeric scale; "return_range" resolves it from the first dataset loaded.
         self.reward_scale_factor = 1.0 if isinstance(reward_scale, str) else float(reward_scale)
