@@ -2,9 +2,21 @@
 
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.callbacks import IQLEvalCallback
-from sb3_iql.common.wrappers import RecordSuccess
+from sb3_iql.common.offline_data import load_offline_data, write_minari_dataset
+from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess
 from sb3_iql.iql import IQL, IQLPolicy, MlpPolicy, MultiInputPolicy
 
 __version__ = "0.1.0"
 
-__all__ = ["IQL", "IQLEvalCallback", "IQLPolicy", "MlpPolicy", "MultiInputPolicy", "RecordSuccess", "TensorReplayBuffer"]
+__all__ = [
+    "IQL",
+    "FlattenNestedDict",
+    "IQLEvalCallback",
+    "IQLPolicy",
+    "MlpPolicy",
+    "MultiInputPolicy",
+    "RecordSuccess",
+    "TensorReplayBuffer",
+    "load_offline_data",
+    "write_minari_dataset",
+]

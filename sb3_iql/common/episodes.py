@@ -43,8 +43,8 @@ def episode_buffer(
 
 
 def split_episodes(
-    observations: np.ndarray,
-    next_observations: np.ndarray,
+    observations: np.ndarray | dict[str, np.ndarray],
+    next_observations: np.ndarray | dict[str, np.ndarray],
     actions: np.ndarray,
     rewards: np.ndarray,
     terminals: np.ndarray,
@@ -53,23 +53,32 @@ def split_episodes(
     progress: bool = False,
 ) -> list[EpisodeBuffer]:
     """
-    Cut flat arrays of transitions into episodes.
+    Cut flat arrays of transitions (Box observations, or dicts of arrays) into episodes.
 
     :param ends: Index of each episode's last step (the last one must be the last row)
     :param terminals: Whether each step terminated; an episode's last step that did not is a truncation
     :return: Episodes whose final observation is the next observation of their last step
     """
+
+    def episode_observations(start: int, end: int) -> np.ndarray | dict[str, np.ndarray]:
+        if isinstance(observations, dict):
+            return {
+                key: np.concatenate([observations[key][start : end + 1], next_observations[key][end : end + 1]])
+                for key in observations
+            }  # type: ignore[index]
+        return np.concatenate([observations[start : end + 1], next_observations[end : end + 1]])  # type: ignore[index]
+
     episodes, start = [], 0
     for end in tqdm(ends, desc=description, unit="episode", disable=not progress):
         last_step = np.arange(start, end + 1) == end
         terminal = bool(terminals[end])
         episodes.append(
-            episode_buffer(
-                [*observations[start : end + 1], next_observations[end]],
-                actions[start : end + 1],
-                rewards[start : end + 1],
-                last_step & terminal,
-                last_step & (not terminal),
+            EpisodeBuffer(
+                observations=episode_observations(start, end),
+                actions=np.asarray(actions[start : end + 1], dtype=np.float32),
+                rewards=np.asarray(rewards[start : end + 1], dtype=np.float64),
+                terminations=last_step & terminal,
+                truncations=last_step & (not terminal),
             )
         )
         start = end + 1

@@ -306,9 +306,12 @@ def _from_arrays(
         episode_returns,
     )
     _check_finite(transitions, "dict of arrays")
-    if observation_space is None:
-        observation_space = _unbounded_space(observations)
-    if action_space is None:
+    # The arrays' own shapes decide; a given space only adds its bounds where it fits them (else check_spaces
+    # reports the mismatch against the model).
+    inferred = _unbounded_space(observations)
+    if observation_space is None or _space_mismatch(inferred, flatten_dict_space(observation_space)):
+        observation_space = inferred
+    if action_space is None or getattr(action_space, "shape", None) != actions.shape[1:]:
         action_space = spaces.Box(-1.0, 1.0, actions.shape[1:], np.float32)
     return OfflineData(
         f"dict of {len(transitions)} transitions", flatten_dict_space(observation_space), action_space, transitions
@@ -426,3 +429,46 @@ def scale_actions(data: OfflineData, action_space: spaces.Box, clip: float) -> n
             stacklevel=3,
         )
     return np.clip(actions, -clip, clip).astype(np.float32)
+
+
+def write_minari_dataset(
+    dataset_id: str,
+    data: Union[Mapping[str, Any], ReplayBuffer],
+    observation_space: spaces.Space | None = None,
+    action_space: spaces.Space | None = None,
+    **metadata: Any,
+) -> minari.MinariDataset:
+    """
+    Write a D4RL-style dict of arrays or an SB3 replay buffer as a local Minari dataset (under
+    ``MINARI_DATASETS_PATH``), so Minari tools and ``learn_offline(dataset_id)`` can use it.
+
+    :param dataset_id: The Minari id, ``namespace/name-vN``
+    :param data: The arrays or the buffer (checked as ``load_offline_data`` checks them)
+    :param observation_space: Observation space of a dict of arrays (default: unbounded Box(es))
+    :param action_space: Action space of a dict of arrays (default: [-1, 1])
+    :param metadata: Further ``minari.create_dataset_from_buffers`` arguments (``env``, ``ref_min_score``, ...)
+    :return: The dataset
+    """
+    from sb3_iql.common.episodes import split_episodes
+
+    offline = load_offline_data(data, observation_space=observation_space, action_space=action_space)
+    transitions = offline.transitions
+    actions = transitions.actions
+    if offline.actions_scaled:  # SB3 buffers hold actions in [-1, 1]; a dataset holds them in the env's units
+        low, high = offline.action_space.low, offline.action_space.high
+        actions = (low + (actions + 1.0) * 0.5 * (high - low)).astype(np.float32)
+    ends = np.flatnonzero(transitions.dones)
+    if len(ends) == 0 or ends[-1] != len(transitions) - 1:
+        ends = np.append(ends, len(transitions) - 1)
+    episodes = split_episodes(
+        transitions.observations,
+        transitions.next_observations,
+        actions,
+        transitions.rewards,
+        transitions.dones & ~transitions.timeouts,
+        ends,
+    )
+    if metadata.get("env") is None:
+        metadata.setdefault("observation_space", offline.observation_space)
+        metadata.setdefault("action_space", offline.action_space)
+    return minari.create_dataset_from_buffers(dataset_id, episodes, **metadata)
