@@ -14,7 +14,9 @@ SMALL = {"net_arch": [32, 32]}
 
 
 def small_iql(env, **kwargs) -> IQL:
-    return IQL(kwargs.pop("policy", "MlpPolicy"), env, seed=0, device="cpu", batch_size=32, policy_kwargs=dict(SMALL), **kwargs)
+    return IQL(
+        kwargs.pop("policy", "MlpPolicy"), env, seed=0, device="cpu", batch_size=32, policy_kwargs=dict(SMALL), **kwargs
+    )
 
 
 def d4rl_arrays(pendulum_dataset) -> dict[str, np.ndarray]:

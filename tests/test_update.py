@@ -1,6 +1,8 @@
 """The optimised gradient step against a straightforward formulation of the paper's Algorithm 1."""
 
 import copy
+import importlib
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -120,3 +122,41 @@ def test_compile_falls_back_to_eager_where_it_cannot_compile():
         th.testing.assert_close(eager._gradient_step(batch), expected)
     for p_model, p_eager in zip(model.policy.parameters(), eager.policy.parameters()):
         th.testing.assert_close(p_model, p_eager)
+
+
+def test_a_changed_private_torch_api_falls_back_to_eager_and_names_it(monkeypatch):
+    # As on a torch whose functional Adam no longer takes an argument sb3-iql passes it.
+    arguments = importlib.import_module("sb3_iql.common.compile").FUNCTIONAL_ADAM_ARGUMENTS
+    monkeypatch.setattr("sb3_iql.common.compile.FUNCTIONAL_ADAM_ARGUMENTS", arguments | {"step_size_schedule"})
+    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update=True)
+    eager = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32))
+    batches = [model.replay_buffer.sample(32) for _ in range(3)]
+    with pytest.warns(
+        UserWarning, match=r"torch.compile failed \(this torch lacks torch.optim.adam.adam arguments \['step_size_schedule'\]"
+    ):
+        stats = [model._gradient_step(batch) for batch in batches]
+    assert not model.compile_update
+    for batch, expected in zip(batches, stats):
+        th.testing.assert_close(eager._gradient_step(batch), expected)
+
+
+def test_an_error_of_the_step_itself_is_not_swallowed_as_a_compile_failure():
+    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update=True)
+    batch = model.replay_buffer.sample(32)
+    model._gradient_step(batch)
+    wrong = batch._replace(actions=batch.actions[:, :2])  # a shape error inside the step, not a compile failure
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "torch.compile failed" warning: the step's own error propagates
+        with pytest.raises(RuntimeError, match="size"):
+            model._gradient_step(wrong)
+    assert model.compile_update
+
+
+def test_learning_rates_stay_floats_when_compiled():
+    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update=True)
+    for step in range(3):
+        model._offline_gradient_step(model.replay_buffer.sample(32), step, 10)
+    assert model.compile_update
+    for optimizer in model._optimizers:
+        assert all(type(group["lr"]) is float for group in optimizer.param_groups)
+    assert model.actor.optimizer.param_groups[0]["lr"] == pytest.approx(3e-4 * 0.5 * (1 + np.cos(np.pi * 2 / 10)))

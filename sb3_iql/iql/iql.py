@@ -1,8 +1,6 @@
 """Implicit Q-Learning (Kostrikov, Nair, Levine, ICLR 2022) as a Stable-Baselines3 algorithm."""
 
 import math
-import warnings
-from collections.abc import Callable
 from typing import Any, ClassVar, Optional, TypeVar, Union
 
 import numpy as np
@@ -13,9 +11,10 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorchObs, ReplayBufferSamples, Schedule
 
 from sb3_iql.common.buffers import TensorReplayBuffer
+from sb3_iql.common.compile import CompiledStep
 from sb3_iql.common.offline_algorithm import OfflineOffPolicyAlgorithm
 from sb3_iql.common.offline_data import OfflineData
-from sb3_iql.common.optimizers import mark_state_static, minimize, set_learning_rate
+from sb3_iql.common.optimizers import minimize, set_learning_rate
 from sb3_iql.common.wrappers import flatten_dict_observation
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
 from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
@@ -23,10 +22,6 @@ from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPo
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
 
 STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "mean_advantage", "mean_weight")
-
-
-#: Compiled models one process can hold before torch.compile falls back to eager (one cache entry each).
-RECOMPILE_LIMIT = 64
 
 
 def expectile_loss(diff: th.Tensor, expectile: float) -> th.Tensor:
@@ -165,7 +160,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         self.reward_shift = reward_shift
         self.compile_update = compile_update
         self.goal_semantics = goal_semantics
-        self._compiled_update: Optional[Callable[[ReplayBufferSamples], th.Tensor]] = None
+        self._compiled_update: Optional[CompiledStep] = None
         # The numeric scale; "return_range" resolves it from the first dataset loaded.
         self.reward_scale_factor = 1.0 if isinstance(reward_scale, str) else float(reward_scale)
         self.offline_datasets: list[str] = []
@@ -220,8 +215,9 @@ class IQL(OfflineOffPolicyAlgorithm):
         # Actor and critics share no parameters and both use the updated V: one backward serves both.
         minimize((self.actor.optimizer, self.critic.optimizer), actor_loss + critic_loss)
 
-        with th.no_grad():  # Polyak averaging, one fused op over all critic tensors
-            th._foreach_lerp_(self._critic_target_params, self._critic_params, self.tau)
+        with th.no_grad():  # Polyak averaging of the target critics
+            for target, source in zip(self._critic_target_params, self._critic_params):
+                target.lerp_(source, self.tau)
         return th.stack([value_loss, actor_loss, critic_loss, v.mean(), q.mean(), advantage.mean(), weight.mean()]).detach()
 
     def _gradient_step(self, batch: ReplayBufferSamples) -> th.Tensor:
@@ -229,46 +225,15 @@ class IQL(OfflineOffPolicyAlgorithm):
         if not self.compile_update:
             return self._update(batch)
         if self._compiled_update is None:
-            # The first step runs eagerly: it creates the optimizer state that the compiled graph then updates in place.
-            stats = self._update(batch)
-            self._compiled_update = self._compile_update()
-            return stats
-        # Tracing the gradients makes the whole update one graph (see common.optimizers.minimize). Set for this
-        # call only, and by hand: config.patch() costs about 0.1 ms, 2% of a step.
-        dynamo_config = th._dynamo.config
-        traced_before, dynamo_config.trace_autograd_ops = dynamo_config.trace_autograd_ops, True
-        try:
-            if self.device.type == "cuda":
-                # Each call is a step of its own to CUDA graph trees: the previous step's outputs are consumed.
-                th.compiler.cudagraph_mark_step_begin()
-            return self._compiled_update(batch)
-        except Exception as error:  # inductor needs a C++/Triton toolchain that not every machine has
-            warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); IQL continues without compiling.")
-            self.compile_update = False
-        finally:
-            dynamo_config.trace_autograd_ops = traced_before
-        return self._update(batch)
+            self._compiled_update = CompiledStep(self._update, self._optimizers, self.device)
+        stats = self._compiled_update(batch)
+        if self._compiled_update.failed:
+            self.compile_update, self._compiled_update = False, None
+        return stats
 
     @property
     def _optimizers(self) -> list[th.optim.Optimizer]:
         return [self.actor.optimizer, self.critic.optimizer, self.value.optimizer]
-
-    def _compile_update(self) -> Callable[[ReplayBufferSamples], th.Tensor]:
-        # A float lr is a constant to the compiled graph: every new cosine value would recompile.
-        for optimizer in self._optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = th.tensor(float(group["lr"]), device=self.device)
-        # Dynamo keys compiled code on the code object and guards on the model's tensors: each compiled
-        # model adds an entry, and past the default limit of 8 the step silently falls back to eager.
-        th._dynamo.config.recompile_limit = max(th._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        if self.device.type != "cuda":
-            # A C++ wrapper calls the ~70 kernels of a step without Python in between; dynamo's guards already
-            # check every input's size and strides, so inductor's own asserts only repeat them (7% a step together).
-            return th.compile(self._update, options={"cpp_wrapper": True, "size_asserts": False})
-        # On a GPU the step is a few hundred small kernels, which CUDA graphs launch as one.
-        for optimizer in self._optimizers:
-            mark_state_static(optimizer)
-        return th.compile(self._update, mode="reduce-overhead")
 
     def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
         for name, value in zip(STAT_NAMES, (stats_sum / max(n_steps, 1)).tolist()):
