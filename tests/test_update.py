@@ -89,7 +89,9 @@ def test_update_matches_straightforward_algorithm_1(compile_update):
     model.policy.set_training_mode(True)
     expected = reference_step(model, batch)
     stats = model._gradient_step(batch)
-    np.testing.assert_allclose(stats[:3].numpy(), expected["losses"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        [stats.value_loss, stats.actor_loss, stats.critic_loss], expected["losses"], rtol=1e-5, atol=1e-6
+    )
     for name, network in expected["networks"].items():
         for p_model, p_expected in zip(getattr(model, name).parameters(), network.parameters()):
             np.testing.assert_allclose(p_model.detach().numpy(), p_expected.detach().numpy(), rtol=1e-5, atol=1e-6)

@@ -1,7 +1,7 @@
 """Implicit Q-Learning (Kostrikov, Nair, Levine, ICLR 2022) as a Stable-Baselines3 algorithm."""
 
 import math
-from typing import Any, ClassVar, Optional, TypeVar, Union
+from typing import Any, ClassVar, NamedTuple, Optional, TypeVar, Union
 
 import numpy as np
 import torch as th
@@ -21,7 +21,17 @@ from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPo
 
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
 
-STAT_NAMES = ("value_loss", "actor_loss", "critic_loss", "mean_v", "mean_q", "mean_advantage", "mean_weight")
+
+class UpdateStats(NamedTuple):
+    """What one gradient step reports (scalar tensors), logged as ``train/<name>``."""
+
+    value_loss: th.Tensor
+    actor_loss: th.Tensor
+    critic_loss: th.Tensor
+    mean_v: th.Tensor
+    mean_q: th.Tensor
+    mean_advantage: th.Tensor
+    mean_weight: th.Tensor
 
 
 def expectile_loss(diff: th.Tensor, expectile: float) -> th.Tensor:
@@ -186,7 +196,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         self._critic_target_params = list(self.critic_target.parameters())
 
     # -- the IQL update (Algorithm 1) -------------------------------------------------------
-    def _update(self, batch: ReplayBufferSamples) -> th.Tensor:
+    def _update(self, batch: ReplayBufferSamples) -> UpdateStats:
         """One gradient step on V, then the actor, then Q, then the target critics; returns the step's statistics."""
         obs, actions = batch.observations, batch.actions
         rewards = batch.rewards.squeeze(-1) * self.reward_scale_factor + self.reward_shift
@@ -218,9 +228,17 @@ class IQL(OfflineOffPolicyAlgorithm):
         with th.no_grad():  # Polyak averaging of the target critics
             for target, source in zip(self._critic_target_params, self._critic_params):
                 target.lerp_(source, self.tau)
-        return th.stack([value_loss, actor_loss, critic_loss, v.mean(), q.mean(), advantage.mean(), weight.mean()]).detach()
+        return UpdateStats(
+            value_loss=value_loss.detach(),
+            actor_loss=actor_loss.detach(),
+            critic_loss=critic_loss.detach(),
+            mean_v=v.detach().mean(),
+            mean_q=q.detach().mean(),
+            mean_advantage=advantage.mean(),
+            mean_weight=weight.mean(),
+        )
 
-    def _gradient_step(self, batch: ReplayBufferSamples) -> th.Tensor:
+    def _gradient_step(self, batch: ReplayBufferSamples) -> UpdateStats:
         """Run ``_update``, compiled when ``compile_update`` is set and compiling works here."""
         if not self.compile_update:
             return self._update(batch)
@@ -236,7 +254,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         return [self.actor.optimizer, self.critic.optimizer, self.value.optimizer]
 
     def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
-        for name, value in zip(STAT_NAMES, (stats_sum / max(n_steps, 1)).tolist()):
+        for name, value in zip(UpdateStats._fields, (stats_sum / max(n_steps, 1)).tolist()):
             self.logger.record(f"train/{name}", value)
         self.logger.record("train/actor_lr", float(self.actor.optimizer.param_groups[0]["lr"]))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -251,9 +269,9 @@ class IQL(OfflineOffPolicyAlgorithm):
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self._optimizers)
-        stats_sum = th.zeros(len(STAT_NAMES), device=self.device)
+        stats_sum = th.zeros(len(UpdateStats._fields), device=self.device)
         for _ in range(gradient_steps):
-            stats_sum += self._gradient_step(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env))  # type: ignore[arg-type]
+            stats_sum += th.stack(self._gradient_step(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)))  # type: ignore[arg-type]
         self._n_updates += gradient_steps
         self._record_stats(stats_sum, gradient_steps)
 
@@ -285,7 +303,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         if self.actor_lr_schedule == "cosine":
             base_lr *= 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
         set_learning_rate(self.actor.optimizer, base_lr)
-        return self._gradient_step(batch)
+        return th.stack(self._gradient_step(batch))
 
     def _record_offline_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
         self._record_stats(stats_sum, n_steps)
