@@ -34,8 +34,14 @@ from sb3_iql.common.offline_data import dataset_transitions, load_minari_dataset
 
 PAPER = json.loads((Path(__file__).with_name("paper_numbers.json")).read_text())
 EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
-ALGOS = ("iql", "bc", "bc10", "iql-naive")
-ALGO_TITLES = {"iql": "IQL (ours)", "bc": "BC", "bc10": "10% BC", "iql-naive": "IQL, data as recorded"}
+ALGOS = ("iql", "bc", "bc10", "iql-naive", "iql-relabel")
+ALGO_TITLES = {
+    "iql": "IQL (ours)",
+    "bc": "BC",
+    "bc10": "10% BC",
+    "iql-naive": "IQL, data as recorded",
+    "iql-relabel": "IQL, relabelled to the fixed goal",
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ class RunSpec:
     One run of the protocol.
 
     :param algo: iql, bc (IQL's actor with advantage weights 1), bc10 (BC on the top 10% episodes) or iql-naive
-        (AntMaze: IQL on the data as recorded, without the paper's task semantics; evaluated in the same env)
+        (AntMaze: IQL on the data as recorded, without the paper's task semantics; evaluated in the same env) or
+        iql-relabel (AntMaze: the paper's semantics with every episode relabelled against the fixed evaluation goal)
     :param dataset: Minari dataset id
     :param seed: Random seed
     :param offline_steps: Gradient steps offline
@@ -222,7 +229,9 @@ def new_model(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None 
     if not is_antmaze(spec.dataset) or spec.algo == "iql-naive":
         # The paper's AntMaze task semantics; PointMaze data already terminates at its goal.
         kwargs.pop("goal_semantics", None)
-    if spec.algo != "iql":
+    elif spec.algo == "iql-relabel":
+        kwargs["goal_semantics"] = "evaluation"
+    if spec.algo in ("bc", "bc10"):
         # Weights exp(0 * A) = 1 whatever the critics learn, so reward processing plays no part
         # (and the top 10% of episodes may all share one return, which "return_range" rejects).
         kwargs.update(beta=0.0, reward_scale=1.0)

@@ -1,4 +1,10 @@
-"""A small Minari dataset the examples build for themselves: Pendulum swing-ups by a noisy hand-written controller."""
+"""
+A small Minari dataset the examples build for themselves: Pendulum-v1 with mixed-quality episodes.
+
+Half the episodes are swing-ups by a hand-written controller (with a little action noise), half are
+uniformly random actions: the kind of logged data where offline RL matters. Behaviour cloning copies
+the mixture; IQL weighs each logged action by its advantage and recovers the controller.
+"""
 
 from functools import partial
 
@@ -9,9 +15,10 @@ import numpy as np
 from sb3_iql.common.episodes import rollout_episode
 from sb3_iql.common.offline_data import normalized_score
 
-DATASET_ID = "sb3-iql/pendulum/noisy-swingup-v0"
+DATASET_ID = "sb3-iql/pendulum/mixed-v1"
 # Average returns of a uniform random policy and of the noise-free controller (200-step episodes).
 REF_MIN_SCORE, REF_MAX_SCORE = -1190.0, -148.0
+GOOD_NOISE = 0.3
 
 
 def swing_up(observation: np.ndarray, rng: np.random.Generator, noise: float) -> np.ndarray:
@@ -26,6 +33,10 @@ def swing_up(observation: np.ndarray, rng: np.random.Generator, noise: float) ->
     return np.clip([torque + noise * rng.normal()], -2.0, 2.0).astype(np.float32)
 
 
+def random_torque(_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(-2.0, 2.0, size=1).astype(np.float32)
+
+
 def data_score(dataset: minari.MinariDataset) -> float:
     """:return: The mean normalized score of the dataset's own episodes."""
     returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
@@ -33,26 +44,22 @@ def data_score(dataset: minari.MinariDataset) -> float:
 
 
 def make_dataset(n_episodes: int = 60, seed: int = 0) -> minari.MinariDataset:
-    """Build (or load, if present) the dataset: episodes at noise levels from 0.5 to 3 (medium to poor)."""
+    """Build (or load, if present) the dataset: even episodes by the controller, odd ones random."""
     if DATASET_ID in minari.list_local_datasets():
         return minari.load_dataset(DATASET_ID)
     env = gym.make("Pendulum-v1")
     rng = np.random.default_rng(seed)
-    episodes = [
-        rollout_episode(
-            env, partial(swing_up, rng=rng, noise=np.interp(episode, [0, n_episodes - 1], [0.5, 3.0])), seed=seed + episode
-        )
-        for episode in range(n_episodes)
-    ]
+    policies = [partial(swing_up, rng=rng, noise=GOOD_NOISE), partial(random_torque, rng=rng)]
+    episodes = [rollout_episode(env, policies[episode % 2], seed=seed + episode) for episode in range(n_episodes)]
     return minari.create_dataset_from_buffers(
         DATASET_ID,
         episodes,
         env=env,
-        algorithm_name="noisy energy-pumping swing-up controller",
+        algorithm_name="swing-up controller (half the episodes) and random actions (the other half)",
         author="sb3-iql",
         author_email="sb3-iql@users.noreply.github.com",
         code_permalink="examples/pendulum_data.py",
-        description="Pendulum-v1 swing-ups by a hand-written controller with Gaussian action noise from 0.5 to 3.",
+        description=f"Pendulum-v1: swing-ups by a hand-written controller (action noise {GOOD_NOISE}) and random episodes, half each.",
         ref_min_score=REF_MIN_SCORE,
         ref_max_score=REF_MAX_SCORE,
     )

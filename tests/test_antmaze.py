@@ -183,4 +183,4 @@ def test_a_tiny_antmaze_run_offline_online_save_load(umaze_dataset, tmp_path):
     np.testing.assert_array_equal(
         model.predict(observation, deterministic=True)[0], loaded.predict(observation, deterministic=True)[0]
     )
-    assert loaded.goal_semantics == "evaluation"
+    assert loaded.goal_semantics == "episode"

@@ -182,15 +182,17 @@ def test_sb3_eval_callback_works_offline_on_an_env_less_model(pendulum_dataset, 
 
 
 # -- 7. saves are atomic -------------------------------------------------------------------------
+def interrupted(*args, **kwargs):
+    """Stands for Ctrl-C (or a kill) in the middle of writing a file."""
+    raise KeyboardInterrupt
+
+
 def test_an_interrupted_save_keeps_the_previous_model(pendulum_dataset, tmp_path, monkeypatch):
     model = small_iql(None)
     model.learn_offline(pendulum_dataset, 2)
     model.save(tmp_path / "iql")
     before = (tmp_path / "iql.zip").read_bytes()
     model.learn_offline(pendulum_dataset, 3)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
 
     monkeypatch.setattr("stable_baselines3.common.save_util.th.save", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -205,9 +207,6 @@ def test_an_interrupted_replay_buffer_save_keeps_the_previous_buffer(pendulum_da
     model.load_dataset(pendulum_dataset)
     model.save_replay_buffer(tmp_path / "buffer")
     before = (tmp_path / "buffer.pkl").read_bytes()
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
 
     monkeypatch.setattr("stable_baselines3.common.save_util.pickle.dump", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -192,4 +192,4 @@ def test_cli_builds_and_rejects_bad_arguments(capsys):
     with pytest.raises(TypeError, match="does not take"):
         build("pointmaze-umaze-play", bc_steps=3)
     with pytest.raises(KeyError, match="Unknown dataset recipe"):
-        build("antmaze-umaze")
+        build("antmaze-hard")
