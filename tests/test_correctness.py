@@ -256,3 +256,10 @@ def test_policy_alone_saves_and_loads(pendulum_dataset, tmp_path):
     np.testing.assert_array_equal(
         model.predict(observations, deterministic=True)[0], policy.predict(observations, deterministic=True)[0]
     )
+
+
+def test_the_old_step_count_name_still_works_with_a_warning(pendulum_dataset):
+    model = small_iql(None)
+    with pytest.warns(FutureWarning, match="total_timesteps"):
+        model.learn_offline(pendulum_dataset, n_steps=3)
+    assert model.num_timesteps == 3

@@ -193,3 +193,15 @@ def test_cli_builds_and_rejects_bad_arguments(capsys):
         build("pointmaze-umaze-play", bc_steps=3)
     with pytest.raises(KeyError, match="Unknown dataset recipe"):
         build("antmaze-hard")
+
+
+def test_console_entry_point_dispatches_and_explains(capsys):
+    from sb3_iql import cli
+
+    cli.main(["datasets", "list"])
+    out = capsys.readouterr().out
+    assert "antmaze-umaze" in out and "sb3-iql/antmaze/umaze-v1" in out
+    cli.main([])
+    assert "sb3-iql finetune" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown command 'train'"):
+        cli.main(["train"])
