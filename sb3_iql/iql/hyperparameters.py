@@ -35,8 +35,8 @@ DOMAINS: dict[str, dict[str, Any]] = {
     # antmaze_config.py: expectile 0.9, temperature 10.0, no dropout, cosine decay;
     # train_offline.py: rewards - 1. goal_semantics: D4RL's task on Minari's continuing data (terminal at the
     # goal, post-goal steps dropped), each episode's own goal kept in the policy's input: AntMaze places the goal
-    # up to 1 m (uniformly, in x and y) from its cell's centre at every reset, evaluation included, so a policy
-    # trained toward the fixed cell centre ("evaluation") misses it (sb3_iql.common.goal_reaching, measured there).
+    # up to 1 m (uniformly, in x and y) from its cell's centre at every reset, evaluation included, so only a
+    # policy that reads desired_goal knows where it is (README "AntMaze": not yet separated by measurement).
     "antmaze": {
         "expectile": 0.9,
         "beta": 10.0,
