@@ -18,6 +18,13 @@ def stack_observations(observations: Sequence[Any]) -> np.ndarray | dict[str, np
     return np.array(observations)
 
 
+def take_rows(values: Any, index: np.ndarray | slice) -> Any:
+    """:return: The rows ``index`` of an array, or of every array of a dict of arrays."""
+    if isinstance(values, dict):
+        return {key: np.asarray(value)[index] for key, value in values.items()}
+    return np.asarray(values)[index]
+
+
 def episode_buffer(
     observations: Sequence[Any],
     actions: Sequence[np.ndarray],

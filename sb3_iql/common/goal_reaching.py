@@ -141,7 +141,7 @@ def _maze_size(maze_map: list) -> str:
     raise ValueError("The dataset's maze is none of AntMaze's umaze, medium or large: pass an evaluation env yourself.")
 
 
-def paper_eval_map(dataset: minari.MinariDataset) -> list:
+def paper_eval_map(maze_map: list) -> list:
     """
     The maze the paper evaluates a dataset in: its collection maze, with D4RL's fixed start and goal.
 
@@ -150,11 +150,12 @@ def paper_eval_map(dataset: minari.MinariDataset) -> list:
     way), whose path from ``r`` to ``g`` crosses cells that are walls where the data was collected. There
     the start and goal of ``antmaze-umaze``'s collection map are used: the D4RL task, in which the data
     goes from start to goal.
+
+    :param maze_map: The map of the maze the data was collected in
     """
     from sb3_iql.datasets.antmaze import EVAL_MAPS, UMAZE_DATA_MAP
 
-    data_map = dataset.recover_environment().unwrapped.maze.maze_map
-    size = _maze_size(data_map)
+    size = _maze_size(maze_map)
     return UMAZE_DATA_MAP if size == "umaze" else EVAL_MAPS[size]
 
 
@@ -167,7 +168,10 @@ def paper_eval_env(dataset: minari.MinariDataset, max_episode_steps: int | None 
     :param dataset: An AntMaze Minari dataset (Minari's ``D4RL/antmaze/*-v1`` or sb3-iql's ``sb3-iql/antmaze/*-v1``)
     :param max_episode_steps: Time limit (default: 700 on umaze, 1,000 on medium and large)
     """
-    collection_spec = dataset.recover_environment().spec
-    maze_map = paper_eval_map(dataset)
-    steps = max_episode_steps or PAPER_EVAL_STEPS[_maze_size(maze_map)]
-    return gym.make(collection_spec.id, maze_map=maze_map, continuing_task=False, reset_target=False, max_episode_steps=steps)
+    collection = dataset.recover_environment()
+    data_map, env_id = collection.unwrapped.maze.maze_map, collection.spec.id
+    collection.close()
+    steps = max_episode_steps or PAPER_EVAL_STEPS[_maze_size(data_map)]
+    return gym.make(
+        env_id, maze_map=paper_eval_map(data_map), continuing_task=False, reset_target=False, max_episode_steps=steps
+    )

@@ -2,14 +2,12 @@
 
 import time
 import warnings
-from collections.abc import Mapping
 from typing import TypeVar, Union
 
 import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -42,6 +40,11 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     replay_buffer: TensorReplayBuffer
     offline_datasets: list[str]
+    #: The paper's task semantics for goal-reaching data (``load_offline_data``); None: the data as recorded.
+    goal_semantics: str | None = None
+    # The data of the offline run in progress, and the env made from it on request (``get_env``).
+    _offline_data: OfflineData | None = None
+    _offline_env: VecEnv | None = None
 
     def _offline_gradient_step(self, batch: ReplayBufferSamples, step: int, total_steps: int) -> th.Tensor:
         """
@@ -54,8 +57,8 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         """
         raise NotImplementedError
 
-    def _record_offline_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
-        """Log the statistics of the last ``n_steps`` gradient steps."""
+    def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
+        """Log the statistics of the last ``n_steps`` gradient steps (their sum is ``stats_sum``)."""
         raise NotImplementedError
 
     # -- envs and observations --------------------------------------------------------------
@@ -93,10 +96,10 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         record it), made when first asked for, so SB3 callbacks that read ``training_env`` (``EvalCallback``) work.
         """
         env = super().get_env()
-        data = getattr(self, "_offline_data", None)
+        data = self._offline_data
         if env is not None or data is None:
             return env
-        if getattr(self, "_offline_env", None) is None:
+        if self._offline_env is None:
             if data.minari_dataset is None or data.minari_dataset.spec.env_spec is None:
                 raise ValueError(
                     f"A callback asked for the training env, but this model has none and '{data.name}' records none: "
@@ -127,26 +130,22 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         :param download: Download a Minari id that is not found locally
         :return: The data that was read
         """
-        if isinstance(dataset, (Mapping, ReplayBuffer)) or getattr(self, "goal_semantics", None) is None:
-            data = load_offline_data(dataset, download, self.observation_space, self.action_space)
-        else:
-            data = load_offline_data(dataset, download, goal_semantics=self.goal_semantics)
+        data = load_offline_data(dataset, download, self.observation_space, self.action_space, self.goal_semantics)
         observation_space = self.observation_space if self.observation_space is not None else data.observation_space
         action_space = self.action_space if self.action_space is not None else data.action_space
         self._check_new_data(data, observation_space, action_space)
-        is_new = not self._holds(data)
+        fingerprint = data.transitions.fingerprint()
+        is_new = self.replay_buffer is None or not self.replay_buffer.holds(fingerprint)
         if is_new:
             self._on_new_data(data)
         if self.observation_space is None:
             self.observation_space, self.action_space = observation_space, action_space
             self._setup_model()
         if is_new:
-            self._add_to_buffer(data)
+            self._add_to_buffer(data, fingerprint)
         return data
 
     def _check_new_data(self, data: OfflineData, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        if not isinstance(action_space, spaces.Box):
-            raise ValueError(f"IQL needs Box actions; '{data.name}' has {action_space}.")
         if (
             self.observation_space is None
             and isinstance(observation_space, spaces.Dict)
@@ -168,14 +167,11 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
                 f"make the model with buffer_size >= {len(data.transitions)}."
             )
 
-    def _holds(self, data: OfflineData) -> bool:
-        return self.replay_buffer is not None and self.replay_buffer.holds(data.transitions.fingerprint())
-
-    def _add_to_buffer(self, data: OfflineData) -> None:
+    def _add_to_buffer(self, data: OfflineData, fingerprint: str) -> None:
         transitions = data.transitions
         actions = scale_actions(data, self.action_space, ACTION_CLIP)  # type: ignore[arg-type]
         self.replay_buffer.extend_dataset(
-            transitions.fingerprint(),
+            fingerprint,
             {
                 "observations": transitions.observations,
                 "next_observations": transitions.next_observations,
@@ -327,7 +323,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             if isinstance(eval_env, str) and eval_env == "dataset":
                 if data.minari_dataset is None:
                     raise ValueError(f"eval_env='dataset' needs a Minari dataset; '{data.name}' is not one: pass an env.")
-                if getattr(self, "goal_semantics", None) is not None:
+                if self.goal_semantics is not None:
                     # The paper's task: fixed start and goal, the episode ends at the goal, score 100 x success rate.
                     eval_env, score_success = paper_eval_env(data.minari_dataset), True
                 else:
@@ -350,7 +346,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int) -> None:
         elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
-        self._record_offline_stats(stats_sum, n_steps)
+        self._record_stats(stats_sum, n_steps)
         self.logger.record("time/gradient_steps", self.num_timesteps)
         self.logger.record("time/steps_per_second", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.buffers import DictReplayBuffer, ReplayBuffer
 
+from sb3_iql.common.episodes import split_episodes, take_rows
 from sb3_iql.common.wrappers import flatten_dict_observation, flatten_dict_space
 
 ArrayOrDict = Union[np.ndarray, dict[str, np.ndarray]]
@@ -163,8 +164,8 @@ def dataset_transitions(dataset: minari.MinariDataset) -> Transitions:
     episode_ends = np.zeros_like(terminations)
     episode_ends[np.cumsum([len(episode) for episode in episodes]) - 1] = True
     transitions = Transitions(
-        observations=_concatenate([_slice(obs, slice(None, -1)) for obs in observations]),
-        next_observations=_concatenate([_slice(obs, slice(1, None)) for obs in observations]),
+        observations=_concatenate([take_rows(obs, slice(None, -1)) for obs in observations]),
+        next_observations=_concatenate([take_rows(obs, slice(1, None)) for obs in observations]),
         actions=np.concatenate([episode.actions for episode in episodes]).astype(np.float32),
         rewards=np.concatenate([episode.rewards for episode in episodes]).astype(np.float32),
         dones=episode_ends | terminations,
@@ -226,12 +227,6 @@ def _space_mismatch(expected: spaces.Space, actual: spaces.Space, compare_bounds
     return None
 
 
-def _slice(observations: ArrayOrDict, index: slice) -> ArrayOrDict:
-    if isinstance(observations, dict):
-        return {key: value[index] for key, value in observations.items()}
-    return observations[index]
-
-
 def _concatenate(parts: list) -> ArrayOrDict:
     if isinstance(parts[0], dict):
         return {key: np.concatenate([part[key] for part in parts]).astype(np.float32) for key in parts[0]}
@@ -282,7 +277,7 @@ def _from_arrays(
         raise ValueError("The dict of arrays holds no transitions.")
     ends = terminals | timeouts
     ends[-1] = True  # the last row ends an episode, whatever its flags say
-    episode_returns = np.array([part.sum(dtype=np.float64) for part in np.split(rewards, np.flatnonzero(ends)[:-1] + 1)])
+    episode_returns = _episode_returns(rewards, ends)
     if "next_observations" in data:
         next_observations = _flat_observations(data["next_observations"])
         keep, cut = np.ones(n, dtype=bool), ends & ~terminals
@@ -290,15 +285,15 @@ def _from_arrays(
         # As D4RL's qlearning_dataset: s' is the next row. A row that ends an episode without terminating has
         # no s' of its own and is dropped; the row before it then ends the episode as a truncation.
         next_observations = _select_terminal_next(
-            _take(observations, np.minimum(np.arange(n) + 1, n - 1)), observations, terminals
+            take_rows(observations, np.minimum(np.arange(n) + 1, n - 1)), observations, terminals
         )
         keep = ~(ends & ~terminals)
         previous = np.flatnonzero(~keep) - 1
         cut = np.zeros(n, dtype=bool)
         cut[previous[(previous >= 0) & ~ends[np.maximum(previous, 0)]]] = True
     transitions = Transitions(
-        _as_float32(_take(observations, keep)),
-        _as_float32(_take(next_observations, keep)),
+        _as_float32(take_rows(observations, keep)),
+        _as_float32(take_rows(next_observations, keep)),
         actions[keep],
         rewards[keep],
         (terminals | cut)[keep],
@@ -348,7 +343,7 @@ def _from_replay_buffer(buffer: ReplayBuffer) -> OfflineData:
     rewards = flat(buffer.rewards).astype(np.float32)
     ends = dones.copy()
     ends[np.arange(1, buffer.n_envs + 1) * n_rows - 1] = True  # each env's stream ends an episode
-    episode_returns = np.array([part.sum(dtype=np.float64) for part in np.split(rewards, np.flatnonzero(ends)[:-1] + 1)])
+    episode_returns = _episode_returns(rewards, ends)
     transitions = Transitions(
         observations,
         next_observations,
@@ -368,6 +363,11 @@ def _from_replay_buffer(buffer: ReplayBuffer) -> OfflineData:
     )
 
 
+def _episode_returns(rewards: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """:return: The return of each episode of a flat reward stream; ``ends`` marks each episode's last step (the last one too)."""
+    return np.array([part.sum(dtype=np.float64) for part in np.split(rewards, np.flatnonzero(ends)[:-1] + 1)])
+
+
 def _flat_observations(observations: Any) -> ArrayOrDict:
     return flatten_dict_observation(dict(observations)) if isinstance(observations, Mapping) else np.asarray(observations)
 
@@ -376,12 +376,6 @@ def _named(observations: ArrayOrDict) -> dict[str, np.ndarray]:
     if isinstance(observations, dict):
         return {f"observations[{key!r}]": value for key, value in observations.items()}
     return {"observations": observations}
-
-
-def _take(values: ArrayOrDict, index: np.ndarray) -> ArrayOrDict:
-    if isinstance(values, dict):
-        return {key: np.asarray(value)[index] for key, value in values.items()}
-    return np.asarray(values)[index]
 
 
 def _select_terminal_next(next_observations: ArrayOrDict, observations: ArrayOrDict, terminals: np.ndarray) -> ArrayOrDict:
@@ -449,8 +443,6 @@ def write_minari_dataset(
     :param metadata: Further ``minari.create_dataset_from_buffers`` arguments (``env``, ``ref_min_score``, ...)
     :return: The dataset
     """
-    from sb3_iql.common.episodes import split_episodes
-
     offline = load_offline_data(data, observation_space=observation_space, action_space=action_space)
     transitions = offline.transitions
     actions = transitions.actions

@@ -23,7 +23,7 @@ import numpy as np
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
-from sb3_iql.common.episodes import Policy, episode_buffer, rollout_episodes, split_episodes
+from sb3_iql.common.episodes import Policy, episode_buffer, rollout_episodes, split_episodes, take_rows
 from sb3_iql.common.wrappers import BinaryReward
 from sb3_iql.datasets.recording import minari_root, source_file, write_dataset
 
@@ -355,26 +355,16 @@ def cut_episode(episode: EpisodeBuffer, max_steps: int) -> list[EpisodeBuffer]:
     ending in a truncation (its last piece keeps the episode's own ending): every transition is kept.
     """
     n_steps = len(episode.actions)
-    pieces = []
-    for start in range(0, n_steps, max_steps):
-        stop = min(start + max_steps, n_steps)
-        truncations = np.array(episode.truncations[start:stop], dtype=bool)
-        truncations[-1] = truncations[-1] or (stop < n_steps) or not episode.terminations[stop - 1]
-        observations = (
-            {key: value[start : stop + 1] for key, value in episode.observations.items()}
-            if isinstance(episode.observations, dict)
-            else episode.observations[start : stop + 1]
-        )
-        pieces.append(
-            EpisodeBuffer(
-                observations=observations,
-                actions=episode.actions[start:stop],
-                rewards=episode.rewards[start:stop],
-                terminations=episode.terminations[start:stop],
-                truncations=truncations,
-            )
-        )
-    return pieces
+    observations = episode.observations
+    ends = np.unique(np.append(np.arange(max_steps - 1, n_steps, max_steps), n_steps - 1))
+    return split_episodes(
+        take_rows(observations, slice(None, -1)),
+        take_rows(observations, slice(1, None)),
+        episode.actions,
+        episode.rewards,
+        np.asarray(episode.terminations, dtype=bool),
+        ends,
+    )
 
 
 def binary_demos(task: str, n_demos: int, source: str | Path | None, seed: int, progress: bool) -> list[EpisodeBuffer]:

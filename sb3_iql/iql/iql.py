@@ -305,9 +305,6 @@ class IQL(OfflineOffPolicyAlgorithm):
         set_learning_rate(self.actor.optimizer, base_lr)
         return th.stack(self._gradient_step(batch))
 
-    def _record_offline_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
-        self._record_stats(stats_sum, n_steps)
-
     def _on_new_data(self, data: OfflineData) -> None:
         if self.reward_scale == "return_range" and not self.offline_datasets:
             return_range = float(np.ptp(data.transitions.episode_returns))
