@@ -8,8 +8,8 @@ import pytest
 from sb3_iql import IQL, IQLEvalCallback
 from sb3_iql.common.goal_reaching import evaluation_goal, goal_reaching_transitions, goal_segments, paper_eval_env
 from sb3_iql.common.offline_data import dataset_transitions
-from sb3_iql.datasets.ant_controller import AntController, controller_features, heading, make_training_env
-from sb3_iql.datasets.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, WaypointAnt, build_antmaze
+from sb3_iql.datasets.ant_controller import AntController, controller_features, fell_over, heading, make_training_env
+from sb3_iql.datasets.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, WaypointAnt, build_antmaze, planner_success
 from sb3_iql.datasets.recording import minari_root
 
 
@@ -53,6 +53,44 @@ def test_the_shipped_controller_walks_to_a_nearby_target(seed):
             break
     final = np.linalg.norm(env.unwrapped.ant_env.data.qpos[:2] - env.target)
     assert start >= 2.0 and final < 0.5 and info["reached"]
+
+
+def test_training_noise_moves_the_ant_off_its_commanded_path():
+    paths = {}
+    for noise in (0.0, 0.2):
+        env = make_training_env(max_episode_steps=50, action_noise=noise)
+        env.reset(seed=0)
+        for _ in range(20):
+            env.step(np.zeros(8, dtype=np.float32))
+        paths[noise] = env.unwrapped.ant_env.data.qpos.copy()
+    repeat = make_training_env(max_episode_steps=50, action_noise=0.0)
+    repeat.reset(seed=0)
+    for _ in range(20):
+        repeat.step(np.zeros(8, dtype=np.float32))
+    np.testing.assert_array_equal(repeat.unwrapped.ant_env.data.qpos, paths[0.0])
+    assert np.abs(paths[0.2] - paths[0.0]).max() > 1e-3
+
+
+def test_a_fall_ends_the_episode_and_costs_the_penalty():
+    rewards = {}
+    for fall_penalty in (0.0, 100.0):
+        env = make_training_env(max_episode_steps=50, fall_penalty=fall_penalty)
+        env.reset(seed=0)
+        ant = env.unwrapped.ant_env
+        upside_down = ant.data.qpos.copy()
+        upside_down[3:7] = [0.0, 1.0, 0.0, 0.0]  # a half turn about x: on its back
+        ant.set_state(upside_down, np.zeros_like(ant.data.qvel))
+        _, reward, terminated, _, _ = env.step(np.zeros(8, dtype=np.float32))
+        assert terminated and fell_over(env.unwrapped.ant_env.state_vector()[2:29])
+        rewards[fall_penalty] = reward
+    assert rewards[100.0] == pytest.approx(rewards[0.0] - 100.0)
+
+
+def test_planner_success_measures_the_paper_task_with_the_data_noise():
+    result = planner_success("umaze", AntController.load(), n_episodes=2, noise=0.0)
+    assert set(result) == {"success_rate", "fell_over", "mean_steps"}
+    # Noise-free, the shipped ant walks these two episodes from the evaluation start to the goal.
+    assert result["success_rate"] == 1.0 and result["fell_over"] == 0.0 and result["mean_steps"] < 700
 
 
 def test_a_missing_controller_file_says_how_to_make_one(tmp_path):

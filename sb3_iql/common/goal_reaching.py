@@ -169,8 +169,15 @@ def paper_eval_env(dataset: minari.MinariDataset, max_episode_steps: int | None 
     :param max_episode_steps: Time limit (default: 700 on umaze, 1,000 on medium and large)
     """
     collection = dataset.recover_environment()
-    data_map, env_id = collection.unwrapped.maze.maze_map, collection.spec.id
-    collection.close()
+    try:
+        return paper_task_env(collection, max_episode_steps)
+    finally:
+        collection.close()
+
+
+def paper_task_env(collection_env: gym.Env, max_episode_steps: int | None = None) -> gym.Env:
+    """:return: ``paper_eval_env`` made from an AntMaze collection env instead of a dataset"""
+    data_map, env_id = collection_env.unwrapped.maze.maze_map, collection_env.spec.id
     steps = max_episode_steps or PAPER_EVAL_STEPS[_maze_size(data_map)]
     return gym.make(
         env_id, maze_map=paper_eval_map(data_map), continuing_task=False, reset_target=False, max_episode_steps=steps

@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument("--steps", type=int, default=500_000, help="SAC environment steps in all")
     trainer.add_argument("--workdir", default="runs/goal-reaching-ant", help="checkpoints and learning curve")
     trainer.add_argument("--checkpoint-every", type=int, default=25_000, help="steps between checkpoints")
+    trainer.add_argument("--noise", type=float, default=0.2, help="action noise in training (the datasets' noise)")
+    trainer.add_argument("--fall-penalty", type=float, default=100.0, help="reward lost when the ant falls over")
     trainer.add_argument("--output", help="where to write the final controller (default: the shipped one)")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
@@ -55,7 +57,18 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
         output = args.output or ant_controller.SHIPPED_CONTROLLER
-        result = ant_controller.train_controller(args.workdir, args.steps, args.checkpoint_every, output=output)
+        result = ant_controller.train_controller(
+            args.workdir,
+            args.steps,
+            args.checkpoint_every,
+            output=output,
+            env_options={
+                "action_noise": args.noise,
+                "fall_penalty": args.fall_penalty,
+                "progress_scale": args.progress_scale,
+                "tilt_cost": args.tilt_cost,
+            },
+        )
         print(f"controller written to {output}: {json.dumps(result)}")
     elif args.command == "door-replay":
         print(json.dumps(door_replay_error(args.source, args.demos), indent=2))

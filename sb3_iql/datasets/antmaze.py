@@ -27,7 +27,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sb3_iql.common.episodes import episode_buffer
-from sb3_iql.datasets.ant_controller import AntController
+from sb3_iql.common.goal_reaching import paper_task_env
+from sb3_iql.datasets.ant_controller import AntController, fell_over
 from sb3_iql.datasets.maze import CellPlanner
 from sb3_iql.datasets.recording import write_dataset
 
@@ -200,6 +201,45 @@ def collect(
             bar.update(len(actions))
     env.close()
     return episodes
+
+
+def planner_success(
+    name: str,
+    controller: AntController,
+    n_episodes: int = 20,
+    noise: float = ACTION_NOISE,
+    seed: int = 0,
+) -> dict[str, float]:
+    """
+    How well the planner-driven ant does the paper's task in ``antmaze-{name}``'s maze: from the evaluation
+    start to the fixed goal within D4RL's time limit (``paper_eval_env``'s task), with the data's action noise.
+    This bounds what a dataset can teach: an ant that falls or dawdles here leaves few successes to learn from.
+
+    :return: ``success_rate``, ``fell_over`` (share of episodes the ant ended on its back or belly),
+        ``mean_steps`` of the successful episodes
+    """
+    collection = make_collection_env(name)
+    env = paper_task_env(collection)
+    collection.close()
+    rng = np.random.default_rng(seed)
+    successes, steps, fallen = [], [], 0
+    for episode in range(n_episodes):
+        driver = WaypointAnt(env, controller, noise, rng)
+        observation, _ = env.reset(seed=seed + episode)
+        terminated = truncated = False
+        length = 0
+        while not (terminated or truncated):
+            observation, _, terminated, truncated, info = env.step(driver(observation))
+            length += 1
+        successes.append(bool(info.get("success", False)))
+        steps += [length] if successes[-1] else []
+        fallen += int(fell_over(observation["observation"]))
+    env.close()
+    return {
+        "success_rate": float(np.mean(successes)),
+        "fell_over": fallen / n_episodes,
+        "mean_steps": float(np.mean(steps)) if steps else float("nan"),
+    }
 
 
 def _step_infos(observation: dict[str, np.ndarray], info: dict) -> dict[str, np.ndarray]:
