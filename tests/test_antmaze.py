@@ -222,3 +222,12 @@ def test_a_tiny_antmaze_run_offline_online_save_load(umaze_dataset, tmp_path):
         model.predict(observation, deterministic=True)[0], loaded.predict(observation, deterministic=True)[0]
     )
     assert loaded.goal_semantics == "episode"
+
+
+def test_train_ant_from_the_shell_builds_its_training_env_and_exports(tmp_path, capsys):
+    from sb3_iql.datasets.__main__ import main
+
+    output = tmp_path / "controller.npz"
+    main(["train-ant", "--steps", "0", "--workdir", str(tmp_path / "run"), "--noise", "0.1", "--output", str(output)])
+    assert "controller written to" in capsys.readouterr().out
+    assert AntController.load(output)(np.zeros(30, dtype=np.float32)).shape == (8,)

@@ -31,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument("--steps", type=int, default=500_000, help="SAC environment steps in all")
     trainer.add_argument("--workdir", default="runs/goal-reaching-ant", help="checkpoints and learning curve")
     trainer.add_argument("--checkpoint-every", type=int, default=25_000, help="steps between checkpoints")
-    trainer.add_argument("--noise", type=float, default=0.2, help="action noise in training (the datasets' noise)")
-    trainer.add_argument("--fall-penalty", type=float, default=100.0, help="reward lost when the ant falls over")
+    defaults = ant_controller.TRAINING_OPTIONS
+    trainer.add_argument("--noise", type=float, default=defaults["action_noise"], help="action noise in training")
+    trainer.add_argument("--fall-penalty", type=float, default=defaults["fall_penalty"], help="reward lost on a fall")
     trainer.add_argument("--output", help="where to write the final controller (default: the shipped one)")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
@@ -62,12 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             args.steps,
             args.checkpoint_every,
             output=output,
-            env_options={
-                "action_noise": args.noise,
-                "fall_penalty": args.fall_penalty,
-                "progress_scale": args.progress_scale,
-                "tilt_cost": args.tilt_cost,
-            },
+            env_options={"action_noise": args.noise, "fall_penalty": args.fall_penalty},
         )
         print(f"controller written to {output}: {json.dumps(result)}")
     elif args.command == "door-replay":
