@@ -48,8 +48,10 @@ DISTANCE_CAP = 5.0
 PROGRESS_SCALE = 5.0
 CONTROL_COST = 0.25
 REACH_BONUS = 10.0
+#: The Gaussian action noise of the AntMaze datasets (Minari's recipe), which the controller is trained under.
+DATA_ACTION_NOISE = 0.2
 # The training env's options of the shipped controller's second stage (module docstring).
-TRAINING_OPTIONS = {"action_noise": 0.2, "fall_penalty": 100.0}
+TRAINING_OPTIONS = {"action_noise": DATA_ACTION_NOISE, "fall_penalty": 100.0}
 MIN_UPRIGHT_HEIGHT = 0.3
 FEATURES = 30
 
@@ -314,7 +316,7 @@ def train_controller(
     workdir.mkdir(parents=True, exist_ok=True)
     env_options = {**TRAINING_OPTIONS, **(env_options or {})}
     env = Monitor(make_training_env(**env_options), str(workdir / "monitor"), override_existing=False)
-    action_noise = env_options.get("action_noise", 0.0)
+    action_noise = env_options["action_noise"]
     checkpoints = sorted(glob.glob(str(workdir / "sac_*_steps.zip")), key=lambda name: int(name.split("_")[-2]))
     if checkpoints:
         model = SAC.load(checkpoints[-1], env=env)

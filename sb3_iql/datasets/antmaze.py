@@ -28,13 +28,13 @@ from tqdm.auto import tqdm
 
 from sb3_iql.common.episodes import episode_buffer
 from sb3_iql.common.goal_reaching import paper_task_env
-from sb3_iql.datasets.ant_controller import AntController, fell_over
+from sb3_iql.datasets.ant_controller import DATA_ACTION_NOISE, AntController, fell_over
 from sb3_iql.datasets.maze import CellPlanner
 from sb3_iql.datasets.recording import write_dataset
 
 R, G = "r", "g"
 D4RL_TRANSITIONS = 1_000_000
-ACTION_NOISE = 0.2
+ACTION_NOISE = DATA_ACTION_NOISE
 WAYPOINT_RADIUS = 0.45
 WAYPOINT_JITTER = 0.2
 REFERENCE_EPISODES = 100
