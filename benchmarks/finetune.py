@@ -1,6 +1,7 @@
 """
 Table 2 protocol: offline IQL, then online finetuning (one gradient step per env step) with the
-finetuning hyperparameters, reporting "offline -> online" normalized scores beside the paper's.
+finetuning hyperparameters, reporting "offline -> online" normalized scores beside the paper's and the mean score of the
+dataset's own episodes (what offline training starts from).
 
     python benchmarks/finetune.py sb3-iql/pen/binary-v1 --offline-steps 2000 --online-steps 2000 \\
         --eval-freq 1000 --seeds 2 --eval-episodes 5
@@ -18,6 +19,7 @@ from protocol import (
     PAPER,
     RunSpec,
     common_arguments,
+    data_score,
     default_eval_episodes,
     dispatch,
     final_scores,
@@ -32,8 +34,8 @@ from protocol import (
 def table(rows: list[dict], datasets: list[str]) -> str:
     offline, online = final_scores(rows, "offline"), final_scores(rows, "online")
     lines = [
-        "| Dataset | IQL offline → online (ours) | IQL offline → online (paper) | online: ours - paper |",
-        "|---|---|---|---|",
+        "| Dataset | data's episodes | IQL offline → online (ours) | IQL offline → online (paper) | online: ours - paper |",
+        "|---|---|---|---|---|",
     ]
     for dataset in datasets:
         ours_offline = list(offline.get(("iql", dataset), {}).values())
@@ -43,7 +45,11 @@ def table(rows: list[dict], datasets: list[str]) -> str:
         paper_cell = f"{paper[0]:.1f} → {paper[1]:.1f}" if paper else "-"
         difference = f"{np.mean(ours_online) - paper[1]:+.1f}" if paper and ours_online else "-"
         label = f"{dataset} ({name})" if name else dataset
-        lines.append(f"| {label} | {mean_std(ours_offline)} → {mean_std(ours_online)} | {paper_cell} | {difference} |")
+        data = data_score(dataset)
+        data_cell = "-" if data is None else f"{data:.1f}"
+        lines.append(
+            f"| {label} | {data_cell} | {mean_std(ours_offline)} → {mean_std(ours_online)} | {paper_cell} | {difference} |"
+        )
     return "\n".join(lines)
 
 

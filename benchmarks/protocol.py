@@ -30,7 +30,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_iql import IQL, IQLEvalCallback
 from sb3_iql.common.goal_reaching import paper_eval_env
-from sb3_iql.common.offline_data import dataset_transitions, load_minari_dataset
+from sb3_iql.common.offline_data import dataset_transitions, load_minari_dataset, normalized_score
 
 PAPER = json.loads((Path(__file__).with_name("paper_numbers.json")).read_text())
 EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
@@ -109,6 +109,18 @@ def paper_offline_score(name: str | None) -> float | None:
 def is_antmaze(dataset_id: str) -> bool:
     """Whether the dataset is an AntMaze one: evaluated in the paper's terminating maze, scored 100 x success rate."""
     return "antmaze" in dataset_id.lower()
+
+
+def data_score(dataset_id: str) -> float | None:
+    """
+    :return: The mean normalized score of the dataset's own episodes, on the scale its runs are scored on;
+        None without reference scores, and for AntMaze, scored by a success rate its continuing episodes lack
+    """
+    if is_antmaze(dataset_id):
+        return None
+    dataset = load_minari_dataset(dataset_id)
+    scores = normalized_score(dataset, np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()]))
+    return None if scores is None else float(scores.mean())
 
 
 def evaluation_env(dataset: minari.MinariDataset) -> gym.Env:

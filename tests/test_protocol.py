@@ -7,8 +7,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from finetune import table as finetune_table
 from offline import table
-from protocol import RunSpec, collect_rows, final_scores, infer_domain, run, top_episodes
+from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, top_episodes
 
 from sb3_iql import IQL
 from sb3_iql.common.offline_data import dataset_transitions
@@ -70,3 +71,17 @@ def test_domain_totals_sum_the_datasets_present():
     total = next(line for line in markdown.splitlines() if "total" in line)
     # ours: per-seed totals 150 and 170; paper: 66.3 + 94.7
     assert total == "| **locomotion-v2 total (2 of 9)** | 160.0 ± 10.0 | 161.0 | -1.0 |"
+
+
+def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset):
+    returns = dataset_transitions(pendulum_dataset).episode_returns
+    expected = 100 * (returns.mean() + 1200.0) / (-150.0 + 1200.0)  # the fixture's reference scores
+    assert np.isclose(data_score("tests/pendulum/random-v0"), expected)
+    rows = [
+        {"algo": "iql", "dataset": "tests/pendulum/random-v0", "seed": 0, "phase": phase, "step": 10, "normalized_score": 50.0}
+        for phase in ("offline", "online")
+    ]
+    assert f"| tests/pendulum/random-v0 | {expected:.1f} | 50.0 ± 0.0 → 50.0 ± 0.0 |" in finetune_table(
+        rows, ["tests/pendulum/random-v0"]
+    )
+    assert data_score("D4RL/antmaze/umaze-v1") is None  # scored by success rate, which continuing episodes lack
