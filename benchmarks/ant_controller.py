@@ -18,8 +18,8 @@ import shutil
 import time
 from pathlib import Path
 
-from sb3_iql.datasets.ant_controller import SHIPPED_CONTROLLER, AntController, reach_rate
-from sb3_iql.datasets.antmaze import ACTION_NOISE, planner_success
+from sb3_iql.datasets.ant_controller import DATA_ACTION_NOISE, SHIPPED_CONTROLLER, AntController, reach_rate
+from sb3_iql.datasets.antmaze import planner_success
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -51,7 +51,7 @@ def main() -> None:
     start = time.perf_counter()
     controller = AntController.load(args.controller)
     result = {"trials": args.trials, "maze_episodes": args.maze_episodes}
-    for noise in (0.0, ACTION_NOISE):
+    for noise in (0.0, DATA_ACTION_NOISE):
         result[f"open_maze_noise_{noise}"] = reach_rate(controller, n_trials=args.trials, seed=0, action_noise=noise)
         result[f"umaze_task_noise_{noise}"] = planner_success("umaze", controller, args.maze_episodes, noise=noise)
     result["seconds"] = round(time.perf_counter() - start, 1)

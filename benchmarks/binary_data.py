@@ -13,20 +13,27 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from protocol import PAPER
+from protocol import PAPER, episode_scores
 
 from sb3_iql.common.episodes import rollout_episodes
-from sb3_iql.common.offline_data import load_minari_dataset, normalized_score
-from sb3_iql.datasets.adroit import AWAC_DEMOS, BINARY_TASKS, binary_demos, load_expert, make_binary_env
+from sb3_iql.common.offline_data import load_minari_dataset
+from sb3_iql.datasets.adroit import (
+    AWAC_DEMOS,
+    BINARY_TASKS,
+    binary_demos,
+    binary_reference_scores,
+    load_expert,
+    make_binary_env,
+)
 
 
-def episode_scores(task: str) -> tuple[np.ndarray, np.ndarray] | None:
+def demo_and_rollout_scores(task: str) -> tuple[np.ndarray, np.ndarray] | None:
     """:return: The normalized scores of the built dataset's demonstrations (its first episodes) and BC rollouts."""
     try:
         dataset = load_minari_dataset(f"sb3-iql/{task}/binary-v1")
     except (ValueError, FileNotFoundError):
         return None
-    scores = normalized_score(dataset, np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()]))
+    scores = episode_scores(dataset)
     n_demo_episodes = len(binary_demos(task, AWAC_DEMOS, source=None, seed=0, progress=False))  # pen's are cut in two
     return scores[:n_demo_episodes], scores[n_demo_episodes:]
 
@@ -34,12 +41,12 @@ def episode_scores(task: str) -> tuple[np.ndarray, np.ndarray] | None:
 def expert_score(task: str, n_episodes: int, deterministic: bool) -> float:
     env = make_binary_env(task)
     episodes = rollout_episodes(env, load_expert(task, deterministic=deterministic), n_episodes, seed=10_000, progress=False)
-    steps = env.spec.max_episode_steps
-    return float(np.mean([100 * (np.sum(episode.rewards) + steps) / steps for episode in episodes]))
+    low, high = binary_reference_scores(task)  # the datasets' reference scores: the same scale
+    return float(np.mean([100 * (np.sum(episode.rewards) - low) / (high - low) for episode in episodes]))
 
 
 def row(task: str, n_expert_episodes: int) -> str:
-    scores = episode_scores(task)
+    scores = demo_and_rollout_scores(task)
     data = ["-", "-", "-"]
     if scores is not None:
         demos, rollouts = scores

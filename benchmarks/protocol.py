@@ -111,6 +111,11 @@ def is_antmaze(dataset_id: str) -> bool:
     return "antmaze" in dataset_id.lower()
 
 
+def episode_scores(dataset: minari.MinariDataset) -> np.ndarray | None:
+    """:return: The normalized score of each of the dataset's episodes, in order; None without reference scores."""
+    return normalized_score(dataset, np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()]))
+
+
 def data_score(dataset_id: str) -> float | None:
     """
     :return: The mean normalized score of the dataset's own episodes, on the scale its runs are scored on;
@@ -118,8 +123,7 @@ def data_score(dataset_id: str) -> float | None:
     """
     if is_antmaze(dataset_id):
         return None
-    dataset = load_minari_dataset(dataset_id)
-    scores = normalized_score(dataset, np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()]))
+    scores = episode_scores(load_minari_dataset(dataset_id))
     return None if scores is None else float(scores.mean())
 
 

@@ -34,7 +34,6 @@ from sb3_iql.datasets.recording import write_dataset
 
 R, G = "r", "g"
 D4RL_TRANSITIONS = 1_000_000
-ACTION_NOISE = DATA_ACTION_NOISE
 WAYPOINT_RADIUS = 0.45
 WAYPOINT_JITTER = 0.2
 REFERENCE_EPISODES = 100
@@ -166,7 +165,7 @@ def collect(
     name: str,
     n_transitions: int,
     controller: AntController,
-    noise: float = ACTION_NOISE,
+    noise: float = DATA_ACTION_NOISE,
     seed: int = 123,
     progress: bool = True,
 ) -> list:
@@ -207,7 +206,7 @@ def planner_success(
     name: str,
     controller: AntController,
     n_episodes: int = 20,
-    noise: float = ACTION_NOISE,
+    noise: float = DATA_ACTION_NOISE,
     seed: int = 0,
 ) -> dict[str, float]:
     """
@@ -255,7 +254,7 @@ def _step_infos(observation: dict[str, np.ndarray], info: dict) -> dict[str, np.
 def build_antmaze(
     name: str,
     n_transitions: int = D4RL_TRANSITIONS,
-    noise: float = ACTION_NOISE,
+    noise: float = DATA_ACTION_NOISE,
     seed: int = 123,
     controller_file: str | None = None,
     reference_episodes: int = REFERENCE_EPISODES,
