@@ -10,10 +10,9 @@ left out of its row. Writes ``<out>/binary_data.md``.
 """
 
 import argparse
-from pathlib import Path
 
 import numpy as np
-from protocol import PAPER, episode_scores
+from protocol import PAPER, episode_scores, write_markdown
 
 from sb3_iql.common.episodes import rollout_episodes
 from sb3_iql.common.offline_data import load_minari_dataset
@@ -68,12 +67,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
         *(row(task, args.expert_episodes) for task in args.tasks),
     ]
-    markdown = "\n".join(lines)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "binary_data.md").write_text(markdown + "\n")
-    print(markdown)
-    print(f"\nWrote {out / 'binary_data.md'}")
+    write_markdown(args.out, "binary_data.md", lines)
 
 
 if __name__ == "__main__":

@@ -379,6 +379,16 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         writer.writerows(sorted(rows, key=lambda row: (row["algo"], row["dataset"], row["seed"], row["step"])))
 
 
+def write_markdown(out: str | Path, name: str, lines: Sequence[str]) -> None:
+    """Print a markdown table and write it to ``<out>/<name>`` (the folder made if need be)."""
+    markdown = "\n".join(lines)
+    path = Path(out) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown + "\n")
+    print(markdown)
+    print(f"\nWrote {path}")
+
+
 def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary: int | None = None) -> None:
     """One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm."""
     import matplotlib

@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -85,3 +86,20 @@ def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset):
         rows, ["tests/pendulum/random-v0"]
     )
     assert data_score("D4RL/antmaze/umaze-v1") is None  # scored by success rate, which continuing episodes lack
+
+
+def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():
+    from antmaze_progress import cells_to_goal
+
+    from sb3_iql.datasets.maze import CellPlanner
+
+    env = gym.make(
+        "AntMaze_UMaze-v4", maze_map=[[1, 1, 1, 1, 1], [1, 0, 0, 0, 1], [1, 1, 1, 0, 1], [1, 0, 0, 0, 1], [1, 1, 1, 1, 1]]
+    )
+    maze = env.unwrapped.maze
+    planner = CellPlanner(maze)
+    top_left, bottom_left = maze.cell_rowcol_to_xy(np.array([1, 1])), maze.cell_rowcol_to_xy(np.array([3, 1]))
+    # One wall apart, six cells around the U.
+    assert cells_to_goal(planner, bottom_left, top_left) == 6
+    assert cells_to_goal(planner, top_left + 0.5, top_left) == 0
+    env.close()

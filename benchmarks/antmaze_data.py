@@ -1,0 +1,91 @@
+"""
+What an AntMaze dataset holds, and what the paper's task semantics make of it.
+
+    python benchmarks/antmaze_data.py sb3-iql/antmaze/umaze-v1 sb3-iql/antmaze/medium-play-v1 [--planner-episodes 50]
+
+For each dataset (a Minari id: ``D4RL/antmaze/*-v1`` or a built ``sb3-iql/antmaze/*-v1``): episodes and
+transitions, the share of transitions at the goal (reward 1), the episodes that reach their goal and those in
+which the ant falls over, the transitions and goal reaches that ``goal_semantics="episode"`` and
+``"evaluation"`` keep, and (with ``--planner-episodes``) how often our planner-driven ant, with the data's
+action noise, does the paper's task (evaluation start to fixed goal within D4RL's time limit) in that maze: a
+bound on what the data can teach. Writes ``<out>/antmaze_data.md``.
+"""
+
+import argparse
+
+import minari
+import numpy as np
+from protocol import paper_name, write_markdown
+
+from sb3_iql.common.goal_reaching import GOAL_RADIUS, GOALS, goal_reaching_transitions
+from sb3_iql.common.offline_data import load_minari_dataset
+from sb3_iql.datasets.ant_controller import AntController, fell_over
+from sb3_iql.datasets.antmaze import planner_success
+
+
+def recorded_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
+    """:return: The dataset's episodes as recorded: size, time at the goal, goals reached, falls."""
+    n_steps = n_at_goal = n_reached = n_fallen = 0
+    for episode in dataset.iterate_episodes():
+        observations = episode.observations
+        distance = np.linalg.norm(observations["achieved_goal"] - observations["desired_goal"], axis=-1)
+        n_steps += len(episode.rewards)
+        n_at_goal += int(np.sum(episode.rewards == 1))
+        n_reached += int(np.any(distance <= GOAL_RADIUS))
+        n_fallen += int(any(fell_over(state) for state in observations["observation"]))
+    n_episodes = dataset.total_episodes
+    return {
+        "episodes / transitions": f"{n_episodes:,} / {n_steps:,}",
+        "transitions at the goal (reward 1)": f"{100 * n_at_goal / n_steps:.1f}%",
+        "episodes that reach their goal": f"{100 * n_reached / n_episodes:.1f}%",
+        "episodes in which the ant falls over": f"{100 * n_fallen / n_episodes:.1f}%",
+    }
+
+
+def semantics_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
+    """:return: Per ``goal_semantics``, the transitions kept and the goal reaches (terminals) among them."""
+    rows = {}
+    for goal in GOALS:
+        transitions = goal_reaching_transitions(dataset, goal)
+        reaches = int(np.sum(transitions.rewards == 1))
+        rows[f'goal_semantics="{goal}": transitions kept / goal reaches'] = f"{len(transitions.rewards):,} / {reaches:,}"
+    return rows
+
+
+def planner_statistics(dataset_id: str, n_episodes: int) -> dict[str, str]:
+    """:return: The planner-driven ant on the paper's task in the dataset's maze (with the data's action noise)."""
+    name = paper_name(dataset_id)
+    if name is None or not name.startswith("antmaze-"):
+        raise SystemExit(f"'{dataset_id}' is none of the paper's AntMaze datasets: run it without --planner-episodes.")
+    maze = name.removeprefix("antmaze-").rsplit("-v", 1)[0]
+    result = planner_success(maze, AntController.load(), n_episodes=n_episodes)
+    return {
+        f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over": (
+            f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}%"
+        )
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("datasets", nargs="+", help="AntMaze Minari dataset ids")
+    parser.add_argument("--planner-episodes", type=int, default=0, help="episodes of the planner-driven ant (0: skip)")
+    parser.add_argument("--out", default="runs/antmaze_data")
+    args = parser.parse_args()
+    columns = {}
+    for dataset_id in args.datasets:
+        dataset = load_minari_dataset(dataset_id)
+        columns[dataset_id] = recorded_statistics(dataset) | semantics_statistics(dataset)
+        if args.planner_episodes:
+            columns[dataset_id] |= planner_statistics(dataset_id, args.planner_episodes)
+    names = list(next(iter(columns.values())))
+    lines = [
+        "| | " + " | ".join(f"`{dataset_id}`" for dataset_id in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        *(f"| {name} | " + " | ".join(column[name] for column in columns.values()) + " |" for name in names),
+    ]
+    write_markdown(args.out, "antmaze_data.md", lines)
+
+
+if __name__ == "__main__":
+    main()

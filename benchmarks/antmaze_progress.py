@@ -1,0 +1,87 @@
+"""
+How far along the maze AntMaze policies get: success, and the maze cells still between the ant and the goal.
+
+    python benchmarks/antmaze_progress.py sb3-iql/antmaze/medium-play-v1 runs/offline/runs/*/*/seed0/model.zip \
+        [--episodes 20]
+
+The paper's score (100 x success rate) stays at 0 until a policy crosses the whole maze, which on medium and
+large takes hundreds of thousands of gradient steps. This measures what comes before: each saved model does
+``--episodes`` episodes of the paper's task (``paper_eval_env``: fixed start and goal, D4RL's time limit,
+deterministic actions), and the table gives its success rate, the shortest path in maze cells from the
+start to the goal, from where the ant ended and from the closest it came, and how often it ended fallen
+over. Writes ``<out>/antmaze_progress.md``.
+"""
+
+import argparse
+
+import numpy as np
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from protocol import write_markdown
+
+from sb3_iql import IQL
+from sb3_iql.common.episodes import rollout_episodes
+from sb3_iql.common.goal_reaching import paper_eval_env
+from sb3_iql.common.offline_data import load_minari_dataset
+from sb3_iql.datasets.ant_controller import fell_over
+from sb3_iql.datasets.maze import CellPlanner
+
+
+def cells_to_goal(planner: CellPlanner, position: np.ndarray, goal: np.ndarray) -> int:
+    """:return: The number of cells on the shortest path from ``position``'s cell to ``goal``'s."""
+    goal_cell, cell = planner.cell_of(goal), planner.cell_of(position)
+    step_toward = planner.next_cell_toward(goal_cell)
+    n_cells = 0
+    while cell != goal_cell:
+        cell, n_cells = step_toward[cell], n_cells + 1
+    return n_cells
+
+
+def progress(planner: CellPlanner, episode: EpisodeBuffer) -> dict[str, float]:
+    """:return: One episode's success, cells to the goal (at the start, the end and the closest) and fall."""
+    observations = episode.observations
+    goal = observations["desired_goal"][0]
+    cells = [cells_to_goal(planner, position, goal) for position in observations["achieved_goal"]]
+    return {
+        "success": float(episode.terminations[-1]),
+        "start": cells[0],
+        "end": cells[-1],
+        "closest": min(cells),
+        "fell": float(fell_over(observations["observation"][-1])),
+    }
+
+
+def model_row(dataset_id: str, model_path: str, n_episodes: int) -> str:
+    env = paper_eval_env(load_minari_dataset(dataset_id))
+    model = IQL.load(model_path, device="cpu")
+    episodes = rollout_episodes(
+        env, lambda observation: model.predict(observation, deterministic=True)[0], n_episodes, seed=1_000, progress=False
+    )
+    planner = CellPlanner(env.unwrapped.maze)
+    rows = [progress(planner, episode) for episode in episodes]
+    means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
+    env.close()
+    return (
+        f"| `{model_path}` | {100 * means['success']:.0f}% | {means['start']:.1f} | {means['end']:.1f} "
+        f"| {means['closest']:.1f} | {100 * means['fell']:.0f}% |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("dataset", help="the AntMaze Minari dataset the models learned from")
+    parser.add_argument("models", nargs="+", help="saved IQL models (.zip)")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--out", default="runs/antmaze_progress")
+    args = parser.parse_args()
+    lines = [
+        f"`{args.dataset}`, {args.episodes} episodes of the paper's task per model, deterministic actions.",
+        "",
+        "| model | success | cells to the goal: start | end | closest | ended fallen over |",
+        "|---|---|---|---|---|---|",
+        *(model_row(args.dataset, model, args.episodes) for model in args.models),
+    ]
+    write_markdown(args.out, "antmaze_progress.md", lines)
+
+
+if __name__ == "__main__":
+    main()
