@@ -17,7 +17,7 @@ import minari
 import numpy as np
 from protocol import paper_name, write_markdown
 
-from sb3_iql.common.goal_reaching import GOAL_RADIUS, GOALS, goal_reaching_transitions
+from sb3_iql.common.goal_reaching import GOAL_RADIUS, GOALS, goal_reaching_transitions, is_goal_dataset
 from sb3_iql.common.offline_data import load_minari_dataset
 from sb3_iql.datasets.ant_controller import AntController, fell_over
 from sb3_iql.datasets.antmaze import planner_success
@@ -75,6 +75,8 @@ def main() -> None:
     columns = {}
     for dataset_id in args.datasets:
         dataset = load_minari_dataset(dataset_id)
+        if not is_goal_dataset(dataset):
+            raise SystemExit(f"'{dataset_id}' has no achieved_goal/desired_goal observations: pass AntMaze datasets.")
         columns[dataset_id] = recorded_statistics(dataset) | semantics_statistics(dataset)
         if args.planner_episodes:
             columns[dataset_id] |= planner_statistics(dataset_id, args.planner_episodes)
