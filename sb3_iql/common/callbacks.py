@@ -91,7 +91,7 @@ class IQLEvalCallback(BaseCallback):
         if self.score_success:
             if not successes:
                 raise ValueError("score_success needs an evaluation env that reports info['success'] (AntMaze does).")
-            result["normalized_score"] = 100.0 * result["success_rate"]
+            result["normalized_score"] = 100.0 * sum(successes) / len(successes)  # 7.0, not 100 * 0.07 = 7.000000000000001
         elif self.dataset is not None and (scores := normalized_score(self.dataset, np.asarray(returns))) is not None:
             result["normalized_score"] = float(np.mean(scores))
         self.evaluations.append(result)
