@@ -13,6 +13,7 @@ over. Writes ``<out>/antmaze_progress.md``.
 """
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 from minari.data_collector.episode_buffer import EpisodeBuffer
@@ -73,6 +74,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--out", default="runs/antmaze_progress")
     args = parser.parse_args()
+    missing = [model for model in args.models if not Path(model).is_file()]
+    if missing:
+        raise SystemExit(f"No saved model at {', '.join(missing)}: pass the .zip files that IQL.save wrote.")
     lines = [
         f"`{args.dataset}`, {args.episodes} episodes of the paper's task per model, deterministic actions.",
         "",
