@@ -15,6 +15,7 @@ over. Writes ``<out>/antmaze_progress.md``.
 import argparse
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from protocol import write_markdown
@@ -51,16 +52,13 @@ def progress(planner: CellPlanner, episode: EpisodeBuffer) -> dict[str, float]:
     }
 
 
-def model_row(dataset_id: str, model_path: str, n_episodes: int) -> str:
-    env = paper_eval_env(load_minari_dataset(dataset_id))
+def model_row(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int) -> str:
     model = IQL.load(model_path, device="cpu")
     episodes = rollout_episodes(
         env, lambda observation: model.predict(observation, deterministic=True)[0], n_episodes, seed=1_000, progress=False
     )
-    planner = CellPlanner(env.unwrapped.maze)
     rows = [progress(planner, episode) for episode in episodes]
     means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
-    env.close()
     return (
         f"| `{model_path}` | {100 * means['success']:.0f}% | {means['start']:.1f} | {means['end']:.1f} "
         f"| {means['closest']:.1f} | {100 * means['fell']:.0f}% |"
@@ -77,13 +75,16 @@ def main() -> None:
     missing = [model for model in args.models if not Path(model).is_file()]
     if missing:
         raise SystemExit(f"No saved model at {', '.join(missing)}: pass the .zip files that IQL.save wrote.")
+    env = paper_eval_env(load_minari_dataset(args.dataset))
+    planner = CellPlanner(env.unwrapped.maze)
     lines = [
         f"`{args.dataset}`, {args.episodes} episodes of the paper's task per model, deterministic actions.",
         "",
         "| model | success | cells to the goal: start | end | closest | ended fallen over |",
         "|---|---|---|---|---|---|",
-        *(model_row(args.dataset, model, args.episodes) for model in args.models),
+        *(model_row(env, planner, model, args.episodes) for model in args.models),
     ]
+    env.close()
     write_markdown(args.out, "antmaze_progress.md", lines)
 
 

@@ -5,15 +5,18 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+from gymnasium_robotics.envs.maze import maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from antmaze_progress import cells_to_goal
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, top_episodes
 
 from sb3_iql import IQL
 from sb3_iql.common.offline_data import dataset_transitions
+from sb3_iql.datasets.maze import CellPlanner
 
 
 def spec(tmp_path, algo: str = "iql", offline_steps: int = 4, online_steps: int = 0) -> RunSpec:
@@ -89,13 +92,7 @@ def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset):
 
 
 def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():
-    from antmaze_progress import cells_to_goal
-
-    from sb3_iql.datasets.maze import CellPlanner
-
-    env = gym.make(
-        "AntMaze_UMaze-v4", maze_map=[[1, 1, 1, 1, 1], [1, 0, 0, 0, 1], [1, 1, 1, 0, 1], [1, 0, 0, 0, 1], [1, 1, 1, 1, 1]]
-    )
+    env = gym.make("AntMaze_UMaze-v4", maze_map=maps.U_MAZE)
     maze = env.unwrapped.maze
     planner = CellPlanner(maze)
     top_left, bottom_left = maze.cell_rowcol_to_xy(np.array([1, 1])), maze.cell_rowcol_to_xy(np.array([3, 1]))
