@@ -17,10 +17,11 @@ import minari
 import numpy as np
 from protocol import paper_name, write_markdown
 
-from sb3_iql.common.goal_reaching import GOAL_RADIUS, GOALS, goal_reaching_transitions, is_goal_dataset
-from sb3_iql.common.offline_data import load_minari_dataset
+from sb3_iql.data.goals import GOALS, is_goal_dataset
+from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
 from sb3_iql.datasets.ant_controller import AntController, fell_over
 from sb3_iql.datasets.antmaze import planner_success
+from sb3_iql.tasks.antmaze import GOAL_RADIUS
 
 
 def recorded_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
@@ -46,7 +47,7 @@ def semantics_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
     """:return: Per ``goal_semantics``, the transitions kept and the goal reaches (terminals) among them."""
     rows = {}
     for goal in GOALS:
-        transitions = goal_reaching_transitions(dataset, goal)
+        transitions = dataset_transitions(dataset, goal)
         reaches = int(np.sum(transitions.rewards == 1))
         rows[f'goal_semantics="{goal}": transitions kept / goal reaches'] = f"{len(transitions.rewards):,} / {reaches:,}"
     return rows

@@ -21,11 +21,11 @@ from minari.data_collector.episode_buffer import EpisodeBuffer
 from protocol import write_markdown
 
 from sb3_iql import IQL
-from sb3_iql.common.episodes import rollout_episodes
-from sb3_iql.common.goal_reaching import paper_eval_env
-from sb3_iql.common.offline_data import load_minari_dataset
+from sb3_iql.data.episodes import rollout_episodes
+from sb3_iql.data.readers import load_minari_dataset
 from sb3_iql.datasets.ant_controller import fell_over
 from sb3_iql.datasets.maze import CellPlanner
+from sb3_iql.tasks.antmaze import paper_eval_env
 
 
 def cells_to_goal(planner: CellPlanner, position: np.ndarray, goal: np.ndarray) -> int:

@@ -14,8 +14,8 @@ import argparse
 import numpy as np
 from protocol import PAPER, episode_scores, write_markdown
 
-from sb3_iql.common.episodes import rollout_episodes
-from sb3_iql.common.offline_data import load_minari_dataset
+from sb3_iql.data.episodes import rollout_episodes
+from sb3_iql.data.readers import load_minari_dataset
 from sb3_iql.datasets.adroit import (
     AWAC_DEMOS,
     BINARY_TASKS,

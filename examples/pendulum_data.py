@@ -12,8 +12,8 @@ import gymnasium as gym
 import minari
 import numpy as np
 
-from sb3_iql.common.episodes import rollout_episode
-from sb3_iql.common.offline_data import normalized_score
+from sb3_iql.data.episodes import rollout_episode
+from sb3_iql.data.scores import normalized_score
 
 DATASET_ID = "sb3-iql/pendulum/mixed-v1"
 # Average returns of a uniform random policy and of the noise-free controller (200-step episodes).

@@ -10,10 +10,15 @@ import pytest
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
-from sb3_iql.common import episodes
+from sb3_iql import IQL
+from sb3_iql.data import episodes
+from sb3_iql.datasets.antmaze import build_antmaze
+from sb3_iql.datasets.recording import minari_root as minari_root_of
 
 gym.register_envs(gymnasium_robotics)
 th.set_num_threads(1)
+#: The network size of the small models tests train.
+SMALL = {"net_arch": [32, 32]}
 warnings.filterwarnings("ignore", module="minari")
 
 
@@ -32,6 +37,16 @@ def rollout_episodes(env: gym.Env, n_episodes: int, policy: Callable | None = No
     return episodes.rollout_episodes(
         env, policy or (lambda _: env.action_space.sample()), n_episodes, seed=seed, progress=False
     )
+
+
+@pytest.fixture(scope="session")
+def umaze_dataset(tmp_path_factory) -> minari.MinariDataset:
+    """sb3-iql's AntMaze umaze recipe at 1,500 steps: two 700-step episodes (the ant reaches the goal and sits there)
+    and a short third, in a folder of its own."""
+    root = tmp_path_factory.mktemp("antmaze")
+    with minari_root_of(root):
+        dataset = build_antmaze("umaze", n_transitions=1500, reference_episodes=1, progress=False)
+    return minari.MinariDataset(dataset.storage.data_path)
 
 
 @pytest.fixture
@@ -132,3 +147,10 @@ def nested_dataset() -> minari.MinariDataset:
         observation_space=env.observation_space,
         action_space=env.action_space,
     )
+
+
+def small_iql(env, **kwargs) -> IQL:
+    """An IQL with small networks and batches on the CPU (seed 0 unless given), for tests."""
+    kwargs.setdefault("policy_kwargs", dict(SMALL))
+    kwargs.setdefault("batch_size", 32)
+    return IQL(kwargs.pop("policy", "MlpPolicy"), env, seed=kwargs.pop("seed", 0), device="cpu", **kwargs)

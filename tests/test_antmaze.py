@@ -1,16 +1,23 @@
 """AntMaze data built here: the shipped goal-reaching ant, and datasets in Minari's D4RL/antmaze-v1 format."""
 
 import gymnasium as gym
-import minari
 import numpy as np
 import pytest
 
 from sb3_iql import IQL, IQLEvalCallback
-from sb3_iql.common.goal_reaching import evaluation_goal, goal_reaching_transitions, goal_segments, paper_eval_env
-from sb3_iql.common.offline_data import dataset_transitions
-from sb3_iql.datasets.ant_controller import AntController, controller_features, fell_over, heading, make_training_env
-from sb3_iql.datasets.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, WaypointAnt, build_antmaze, planner_success
-from sb3_iql.datasets.recording import minari_root
+from sb3_iql.data.goals import goal_segments
+from sb3_iql.data.readers import dataset_transitions
+from sb3_iql.datasets.ant_controller import (
+    SHIPPED_CONTROLLER,
+    AntController,
+    controller_features,
+    fell_over,
+    heading,
+    make_maze_training_env,
+    make_training_env,
+)
+from sb3_iql.datasets.antmaze import WaypointAnt, build_antmaze, planner_success
+from sb3_iql.tasks.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, evaluation_goal, paper_eval_env
 
 
 def quaternion_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -46,12 +53,12 @@ def test_the_shipped_controller_walks_to_a_nearby_target(seed):
     controller = AntController.load()
     env = make_training_env(max_episode_steps=200, target_distance=(2.0, 3.0), continuing=False)
     features, _ = env.reset(seed=seed)
-    start = np.linalg.norm(env.unwrapped.ant_env.data.qpos[:2] - env.target)
+    start = np.linalg.norm(env.unwrapped.ant_env.data.qpos[:2] - env.target())
     for _ in range(200):
         features, _, terminated, truncated, info = env.step(controller(features))
         if terminated or truncated:
             break
-    final = np.linalg.norm(env.unwrapped.ant_env.data.qpos[:2] - env.target)
+    final = np.linalg.norm(env.unwrapped.ant_env.data.qpos[:2] - env.target())
     assert start >= 2.0 and final < 0.5 and info["reached"]
 
 
@@ -88,7 +95,7 @@ def test_a_fall_ends_the_episode_and_costs_the_penalty():
 
 def test_planner_success_measures_the_paper_task_with_the_data_noise():
     result = planner_success("umaze", AntController.load(), n_episodes=2, noise=0.0)
-    assert set(result) == {"success_rate", "fell_over", "mean_steps"}
+    assert set(result) == {"success_rate", "fell_over", "mean_steps", "median_steps"}
     # Noise-free, the shipped ant walks these two episodes from the evaluation start to the goal.
     assert result["success_rate"] == 1.0 and result["fell_over"] == 0.0 and result["mean_steps"] < 700
 
@@ -139,15 +146,6 @@ def test_an_unknown_antmaze_name_is_a_clear_error():
 
 
 # -- the paper's task semantics on continuing AntMaze data ----------------------------------------
-@pytest.fixture(scope="module")
-def umaze_dataset(tmp_path_factory) -> minari.MinariDataset:
-    """Two umaze episodes of 700 steps (the ant reaches the goal and sits there) and a short third."""
-    root = tmp_path_factory.mktemp("antmaze")
-    with minari_root(root):
-        dataset = build_antmaze("umaze", n_transitions=1500, reference_episodes=1, progress=False)
-    return minari.MinariDataset(dataset.storage.data_path)
-
-
 @pytest.mark.parametrize(
     ("reached", "segments"),
     [
@@ -163,7 +161,7 @@ def test_goal_segments_cut_at_each_reach(reached, segments):
 
 def test_paper_semantics_terminate_at_the_goal_and_drop_the_rest(umaze_dataset):
     recorded = dataset_transitions(umaze_dataset)
-    transitions = goal_reaching_transitions(umaze_dataset, "evaluation")
+    transitions = dataset_transitions(umaze_dataset, "evaluation")
     assert recorded.rewards.sum() > 100  # as recorded, the ant collects reward 1 at the goal step after step
     ends = np.flatnonzero(transitions.dones)
     terminal = transitions.dones & ~transitions.timeouts
@@ -231,3 +229,31 @@ def test_train_ant_from_the_shell_builds_its_training_env_and_exports(tmp_path, 
     main(["train-ant", "--steps", "0", "--workdir", str(tmp_path / "run"), "--noise", "0.1", "--output", str(output)])
     assert "controller written to" in capsys.readouterr().out
     assert AntController.load(output)(np.zeros(30, dtype=np.float32)).shape == (8,)
+
+
+def test_the_maze_training_env_walks_the_planners_waypoints_and_ends_on_a_tilt():
+    env = make_maze_training_env("AntMaze_UMaze-v4", max_episode_steps=50, min_torso_up=0.5, fall_penalty=100.0)
+    env.reset(seed=3)
+    position, goal = env.unwrapped.ant_env.data.qpos[:2], env.unwrapped.goal
+    planner = env.waypoints
+    goal_cell, cell = planner.cell_of(goal), planner.cell_of(position)
+    expected = planner.next_cell_toward(goal_cell).get(cell, goal_cell)
+    if expected != goal_cell:  # the target is the next cell's (jittered) centre on the shortest path
+        assert np.linalg.norm(env.target() - planner.maze.cell_rowcol_to_xy(np.array(expected))) <= 0.3
+    ant = env.unwrapped.ant_env
+    tilted = ant.data.qpos.copy()
+    tilted[3:7] = [np.cos(0.72), np.sin(0.72), 0.0, 0.0]  # 82 degrees about x: upright by fell_over, a fall here
+    ant.set_state(tilted, np.zeros_like(ant.data.qvel))
+    _, reward, terminated, _, _ = env.step(np.zeros(8, dtype=np.float32))
+    assert terminated and reward < -50.0
+    assert not fell_over(ant.state_vector()[2:29])
+
+
+def test_a_warm_start_copies_the_controller_into_sac_and_freezes_its_actor(tmp_path):
+    main = __import__("sb3_iql.datasets.__main__", fromlist=["main"]).main
+    main(
+        ["train-ant", "--steps", "300", "--checkpoint-every", "300", "--workdir", str(tmp_path / "run"), "--maze",
+         "AntMaze_UMaze-v4", "--warm-start", str(SHIPPED_CONTROLLER), "--output", str(tmp_path / "out.npz")]
+    )  # fmt: skip
+    features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
+    np.testing.assert_allclose(AntController.load(tmp_path / "out.npz")(features), AntController.load()(features), atol=1e-6)

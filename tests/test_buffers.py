@@ -80,7 +80,7 @@ def test_bulk_extend_matches_sb3_add_loop(observation_space, n_envs):
     sb3_buffer = sb3_class(n, observation_space, ACTIONS, device="cpu", n_envs=n_envs)
     fill_by_add(sb3_buffer, data, n_envs)
     bulk = TensorReplayBuffer(n, observation_space, ACTIONS, device="cpu", n_envs=n_envs)
-    bulk.extend(**data)
+    bulk.add_transitions(**data)
     looped = TensorReplayBuffer(n, observation_space, ACTIONS, device="cpu", n_envs=n_envs)
     fill_by_add(looped, data, n_envs)
 
@@ -95,7 +95,7 @@ def test_bulk_extend_matches_sb3_add_loop(observation_space, n_envs):
 def test_sampled_done_mask_bootstraps_through_timeouts():
     data = random_transitions(BOX, 30)
     buffer = TensorReplayBuffer(30, BOX, ACTIONS, device="cpu")
-    buffer.extend(**data)
+    buffer.add_transitions(**data)
     batch = buffer._get_samples(th.arange(30))
     expected = data["dones"] & ~data["timeouts"]
     np.testing.assert_array_equal(batch.dones.squeeze(-1).numpy(), expected.astype(np.float32))
@@ -106,8 +106,8 @@ def test_wraps_around_like_a_fifo_and_grows_lazily():
     buffer = TensorReplayBuffer(10, BOX, ACTIONS, device="cpu")
     assert buffer.allocated == 0 and buffer.nbytes() == 0
     first, second = random_transitions(BOX, 8, seed=1), random_transitions(BOX, 5, seed=2)
-    buffer.extend(**first)
-    buffer.extend(**second)
+    buffer.add_transitions(**first)
+    buffer.add_transitions(**second)
     assert buffer.size() == 10 and buffer.full and buffer.pos == 3
     # Rows 0-2 were overwritten by the last three of the second batch; rows 3-7 keep the first batch.
     np.testing.assert_array_equal(buffer.rewards[:3].numpy(), second["rewards"][2:])
@@ -118,7 +118,7 @@ def test_wraps_around_like_a_fifo_and_grows_lazily():
 def test_storage_is_float32_and_sized_to_the_data():
     data = random_transitions(BOX, 5000)
     buffer = TensorReplayBuffer(1_000_000, BOX, ACTIONS, device="cpu")
-    buffer.extend(**data)
+    buffer.add_transitions(**data)
     raw = sum(np.asarray(value, dtype=np.float32).nbytes for value in data.values())
     assert buffer.allocated == 5000
     assert buffer.nbytes() == raw
@@ -127,7 +127,7 @@ def test_storage_is_float32_and_sized_to_the_data():
 def test_too_many_transitions_is_a_clear_error():
     buffer = TensorReplayBuffer(4, BOX, ACTIONS, device="cpu")
     with pytest.raises(ValueError, match="raise buffer_size"):
-        buffer.extend(**random_transitions(BOX, 5))
+        buffer.add_transitions(**random_transitions(BOX, 5))
 
 
 def test_empty_buffer_sample_is_a_clear_error():
@@ -138,10 +138,10 @@ def test_empty_buffer_sample_is_a_clear_error():
 def test_pickle_keeps_only_stored_rows():
     buffer = TensorReplayBuffer(1000, DICT, ACTIONS, device="cpu")
     data = random_transitions(DICT, 7)
-    buffer.extend(**data)
+    buffer.add_transitions(**data)
     restored = pickle.loads(pickle.dumps(buffer))
     assert restored.allocated == 7 and restored.size() == 7
     assert_same(restored.observations, data["observations"])
-    restored.extend(**random_transitions(DICT, 3, seed=4))
+    restored.add_transitions(**random_transitions(DICT, 3, seed=4))
     assert restored.size() == 10
     assert_same(row(restored.observations, slice(0, 7)), data["observations"])

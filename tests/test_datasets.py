@@ -9,7 +9,8 @@ from conftest import rollout_episodes
 from minari.storage import get_dataset_path
 
 from sb3_iql import IQL
-from sb3_iql.common.offline_data import dataset_transitions, normalized_score
+from sb3_iql.data.readers import dataset_transitions
+from sb3_iql.data.scores import normalized_score
 from sb3_iql.datasets import __main__ as cli
 from sb3_iql.datasets import build
 from sb3_iql.datasets.adroit import (

@@ -1,112 +1,16 @@
+"""The algorithm: what IQL learns (expectiles, the extracted policy), its schedules and presets, SB3 training and evaluation."""
+
 import gymnasium as gym
-import minari
 import numpy as np
 import pytest
 import torch as th
-from conftest import rollout_episodes, two_step_episodes
+from conftest import small_iql
+from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.evaluation import evaluate_policy
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
 
 from sb3_iql import IQL, IQLEvalCallback
 from sb3_iql.iql.iql import expectile_loss
-
-SMALL = {"net_arch": [32, 32]}
-
-
-def small_iql(env, **kwargs) -> IQL:
-    kwargs.setdefault("policy_kwargs", SMALL)
-    kwargs.setdefault("batch_size", 32)
-    return IQL(kwargs.pop("policy", "MlpPolicy"), env, seed=0, device="cpu", **kwargs)
-
-
-def test_box_dataset_fills_buffer_with_scaled_actions(pendulum_dataset):
-    model = small_iql(gym.make("Pendulum-v1"))
-    model.learn_offline("tests/pendulum/random-v0", total_timesteps=5)
-    buffer = model.replay_buffer
-    episodes = list(pendulum_dataset.iterate_episodes())
-    assert buffer.size() == pendulum_dataset.total_steps == 400
-    first = episodes[0]
-    # Pendulum acts in [-2, 2]: the buffer holds the policy's [-1, 1] scale.
-    np.testing.assert_allclose(buffer.actions[:50].numpy(), np.clip(first.actions / 2.0, -1 + 1e-5, 1 - 1e-5), atol=1e-6)
-    np.testing.assert_allclose(buffer.observations[:50].numpy(), first.observations[:-1], rtol=1e-6)
-    np.testing.assert_allclose(buffer.next_observations[:50].numpy(), first.observations[1:], rtol=1e-6)
-    np.testing.assert_allclose(buffer.rewards[:50].numpy(), first.rewards, rtol=1e-6)
-    # Every episode ends in a time-limit truncation: done, but the TD target bootstraps.
-    assert buffer.dones.sum().item() == 8 and buffer.timeouts.sum().item() == 8
-    assert buffer.dones[49].item() == 1.0 and buffer.timeouts[49].item() == 1.0
-    # Predictions come back in the env's action bounds.
-    action, _ = model.predict(first.observations[0], deterministic=True)
-    assert action.shape == (1,) and -2.0 <= action[0] <= 2.0
-
-
-def test_dict_observations_with_multi_input_policy(pointmaze_dataset):
-    env = gym.make("PointMaze_UMaze-v3", max_episode_steps=40)
-    model = small_iql(env, policy="MultiInputPolicy")
-    model.learn_offline(pointmaze_dataset, total_timesteps=20)
-    buffer = model.replay_buffer
-    assert set(buffer.observations) == {"achieved_goal", "desired_goal", "observation"}
-    assert buffer.size() == 160 and buffer.observations["observation"].shape[1:] == (4,)
-    episode = pointmaze_dataset[0]
-    np.testing.assert_allclose(
-        buffer.observations["achieved_goal"][:40].numpy(), episode.observations["achieved_goal"][:-1], rtol=1e-6
-    )
-    obs, _ = env.reset(seed=3)
-    action, _ = model.predict(obs, deterministic=True)
-    assert action.shape == (2,)
-    assert np.isfinite(model.predict_value(obs)).all()
-
-
-def test_env_less_model_takes_spaces_from_dataset(pendulum_dataset):
-    model = small_iql(None)
-    assert model.observation_space is None
-    model.learn_offline(pendulum_dataset, total_timesteps=10, progress_bar=True)
-    assert model.observation_space.shape == (3,) and model.action_space.high[0] == 2.0
-    assert model.num_timesteps == 10 and model._n_updates == 10
-    action, _ = model.predict(np.zeros(3, np.float32), deterministic=True)
-    assert -2.0 <= action[0] <= 2.0
-
-
-def test_env_less_dict_dataset_needs_multi_input_policy(pointmaze_dataset):
-    with pytest.raises(ValueError, match="MultiInputPolicy"):
-        small_iql(None).learn_offline(pointmaze_dataset, total_timesteps=1)
-
-
-def test_offline_online_save_load_round_trip(pendulum_dataset, tmp_path):
-    env = gym.make("Pendulum-v1", max_episode_steps=50)
-    model = small_iql(env, learning_rate=1e-3)
-    model.learn_offline(pendulum_dataset, total_timesteps=50)
-    model.learn(100)
-    # Online rows are appended after the dataset; the dataset stays in the buffer.
-    assert model.replay_buffer.size() == 400 + 100
-    assert model._n_updates == 150
-    path = tmp_path / "iql"
-    model.save(path)
-    model.save_replay_buffer(tmp_path / "buffer")
-
-    loaded = IQL.load(path, env=env, device="cpu")
-    assert loaded.replay_buffer.allocated == 0, "loading for inference must not allocate the buffer"
-    observations = np.stack([env.observation_space.sample() for _ in range(16)])
-    np.testing.assert_array_equal(
-        model.predict(observations, deterministic=True)[0], loaded.predict(observations, deterministic=True)[0]
-    )
-    np.testing.assert_array_equal(model.predict_value(observations), loaded.predict_value(observations))
-    for name in ("critic", "critic_target", "value", "actor"):
-        for a, b in zip(getattr(model, name).state_dict().values(), getattr(loaded, name).state_dict().values()):
-            assert th.equal(a, b)
-    for name in ("actor", "critic", "value"):
-        saved = getattr(model, name).optimizer.state_dict()["state"]
-        restored = getattr(loaded, name).optimizer.state_dict()["state"]
-        assert th.equal(saved[0]["exp_avg"], restored[0]["exp_avg"])
-    assert loaded.reward_scale_factor == model.reward_scale_factor and loaded.expectile == model.expectile
-
-    loaded.load_replay_buffer(tmp_path / "buffer")
-    assert loaded.replay_buffer.size() == 500
-    np.testing.assert_array_equal(loaded.replay_buffer.rewards.numpy(), model.replay_buffer.rewards[:500].numpy())
-    # The loaded model continues both offline (same dataset: not loaded twice) and online.
-    loaded.learn_offline(pendulum_dataset, total_timesteps=5)
-    assert loaded.replay_buffer.size() == 500
-    loaded.learn(20)
-    assert loaded.replay_buffer.size() == 520
 
 
 def test_online_learning_starts_from_the_offline_policy(pendulum_dataset):
@@ -345,56 +249,55 @@ def test_extracted_policy_prefers_the_better_logged_action(two_step_dataset):
     assert action[0] > 0.6
 
 
-def test_missing_dataset_id_is_a_clear_error():
-    with pytest.raises(FileNotFoundError, match=r"not found locally.*download=True"):
-        small_iql(None).learn_offline("tests/does-not-exist-v0", total_timesteps=1)
-
-
-def test_folder_that_is_not_a_dataset_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a Minari dataset"):
-        small_iql(None).learn_offline(tmp_path, total_timesteps=1)
-
-
-def test_dataset_path_is_accepted(pendulum_dataset, minari_root):
-    model = small_iql(None)
-    model.learn_offline(minari_root / "tests" / "pendulum" / "random-v0", total_timesteps=1)
-    assert model.replay_buffer.size() == 400
-
-
-def test_space_mismatch_is_a_clear_error(pendulum_dataset):
-    with pytest.raises(ValueError, match=r"Observation space.*shape"):
-        small_iql(gym.make("MountainCarContinuous-v0")).learn_offline(pendulum_dataset, total_timesteps=1)
-    rescaled = gym.wrappers.RescaleAction(gym.make("Pendulum-v1"), -1.0, 1.0)
-    with pytest.raises(ValueError, match=r"Action space.*bounds"):
-        small_iql(rescaled).learn_offline(pendulum_dataset, total_timesteps=1)
-
-
-def test_nan_rewards_are_a_clear_error_and_leave_the_buffer_untouched():
-    env = gym.make("Pendulum-v1", max_episode_steps=10)
-    episodes = rollout_episodes(env, 2)
-    episodes[1].rewards[3] = np.nan
-    dataset = minari.create_dataset_from_buffers("tests/nan-v0", episodes, env=env)
-    model = small_iql(None)
-    with pytest.raises(ValueError, match=r"NaN/inf values in rewards.*transition 13"):
-        model.learn_offline(dataset, total_timesteps=1)
-    assert model.observation_space is None and model.replay_buffer is None
-
-
-def test_empty_dataset_is_a_clear_error():
-    dataset = minari.create_dataset_from_buffers("tests/empty-v0", [], env="Pendulum-v1")
-    with pytest.raises(ValueError, match="holds no transitions"):
-        small_iql(None).learn_offline(dataset, total_timesteps=1)
-
-
-def test_two_step_helper_is_a_valid_dataset():
-    episodes = two_step_episodes(10)
-    assert all(len(episode.rewards) == 2 for episode in episodes)
-
-
-def test_sb3_replay_buffer_class_is_refused_for_offline_loading(pendulum_dataset):
-    from stable_baselines3.common.buffers import ReplayBuffer
-
-    model = small_iql(gym.make("Pendulum-v1"), replay_buffer_class=ReplayBuffer)
-    with pytest.raises(TypeError, match="TensorReplayBuffer"):
-        model.learn_offline(pendulum_dataset, total_timesteps=1)
+def test_vec_normalize_with_offline_data_is_refused_with_what_to_do(pendulum_dataset):
+    normalized = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)]))
+    model = small_iql(normalized)
+    with pytest.raises(ValueError, match="norm_obs=False"):
+        model.load_dataset(pendulum_dataset)
     assert model.replay_buffer.size() == 0
+    # Added after offline training, it is refused when online training starts.
+    offline = small_iql(gym.make("Pendulum-v1", max_episode_steps=50))
+    offline.learn_offline(pendulum_dataset, 2)
+    offline.set_env(normalized)
+    with pytest.raises(ValueError, match="VecNormalize"):
+        offline.learn(10)
+    # Without normalisation it is only a pass-through.
+    plain = VecNormalize(
+        DummyVecEnv([lambda: gym.make("Pendulum-v1", max_episode_steps=50)]), norm_obs=False, norm_reward=False
+    )
+    small_iql(plain).learn_offline(pendulum_dataset, 2).learn(10)
+
+
+def test_sb3_eval_callback_works_offline_on_an_env_less_model(pendulum_dataset, tmp_path):
+    callback = EvalCallback(
+        gym.make("Pendulum-v1", max_episode_steps=5), eval_freq=10, n_eval_episodes=2, log_path=str(tmp_path), verbose=0
+    )
+    small_iql(None).learn_offline(pendulum_dataset, 20, callback=callback)
+    evaluations = np.load(tmp_path / "evaluations.npz")
+    assert list(evaluations["timesteps"]) == [10, 20] and evaluations["results"].shape == (2, 2)
+
+
+@pytest.mark.parametrize("steps", [0, -3])
+def test_non_positive_step_counts_are_refused(pendulum_dataset, steps):
+    model = small_iql(None)
+    with pytest.raises(ValueError, match="total_timesteps > 0"):
+        model.learn_offline(pendulum_dataset, steps)
+    assert model.replay_buffer is None
+
+
+def test_same_seed_same_model(pendulum_dataset):
+    def train(seed: int) -> IQL:
+        model = small_iql(gym.make("Pendulum-v1", max_episode_steps=20), seed=seed)
+        return model.learn_offline(pendulum_dataset, 20).learn(30)
+
+    first, second, other = train(3), train(3), train(4)
+    for a, b in zip(first.policy.state_dict().values(), second.policy.state_dict().values()):
+        assert th.equal(a, b)
+    assert any(not th.equal(a, b) for a, b in zip(first.policy.state_dict().values(), other.policy.state_dict().values()))
+
+
+def test_the_old_step_count_name_still_works_with_a_warning(pendulum_dataset):
+    model = small_iql(None)
+    with pytest.warns(FutureWarning, match="total_timesteps"):
+        model.learn_offline(pendulum_dataset, n_steps=3)
+    assert model.num_timesteps == 3

@@ -1,4 +1,4 @@
-"""The paper-protocol runners' run logic (benchmarks/protocol.py): resume, baselines, tables."""
+"""The paper-protocol runners' run logic (benchmarks/protocol/): resume, baselines, tables."""
 
 import sys
 from pathlib import Path
@@ -15,7 +15,7 @@ from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, top_episodes
 
 from sb3_iql import IQL
-from sb3_iql.common.offline_data import dataset_transitions
+from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets.maze import CellPlanner
 
 
@@ -77,7 +77,7 @@ def test_domain_totals_sum_the_datasets_present():
     assert total == "| **locomotion-v2 total (2 of 9)** | 160.0 ± 10.0 | 161.0 | -1.0 |"
 
 
-def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset):
+def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset, umaze_dataset):
     returns = dataset_transitions(pendulum_dataset).episode_returns
     expected = 100 * (returns.mean() + 1200.0) / (-150.0 + 1200.0)  # the fixture's reference scores
     assert np.isclose(data_score("tests/pendulum/random-v0"), expected)
@@ -88,7 +88,8 @@ def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset):
     assert f"| tests/pendulum/random-v0 | {expected:.1f} | 50.0 ± 0.0 → 50.0 ± 0.0 |" in finetune_table(
         rows, ["tests/pendulum/random-v0"]
     )
-    assert data_score("D4RL/antmaze/umaze-v1") is None  # scored by success rate, which continuing episodes lack
+    # AntMaze is scored by success rate, which continuing episodes lack
+    assert data_score(str(umaze_dataset.storage.data_path)) is None
 
 
 def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():

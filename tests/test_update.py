@@ -20,7 +20,7 @@ def make_model(observation_space: gym.Space, compile_update: bool = False) -> IQ
     rng = np.random.default_rng(0)
     n = 64
     dones = rng.random(n) < 0.3
-    model.replay_buffer.extend(
+    model.replay_buffer.add_transitions(
         rng.normal(size=(n, 5)).astype(np.float32),
         rng.normal(size=(n, 5)).astype(np.float32),
         rng.uniform(-1, 1, (n, 3)).astype(np.float32),

@@ -1,5 +1,6 @@
 """A replay buffer that keeps its transitions as torch tensors on the training device."""
 
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 import numpy as np
@@ -10,11 +11,38 @@ from stable_baselines3.common.preprocessing import get_action_dim, get_obs_shape
 from stable_baselines3.common.type_aliases import DictReplayBufferSamples, ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-ArrayOrDict = Union[np.ndarray, dict[str, np.ndarray]]
+from sb3_iql.data.transitions import ArrayOrDict
+
 TensorOrDict = Union[th.Tensor, dict[str, th.Tensor]]
 
 # Room for online rows is added in steps of at least this many transitions.
 MIN_GROWTH = 4096
+
+
+@dataclass
+class DatasetRecord:
+    """
+    Which offline datasets a FIFO buffer of ``capacity`` transitions holds: where each began in the count of
+    transitions the buffer has written. A dataset is held whole while fewer than ``capacity`` transitions
+    have been written since its first one, and in part until its last one is overwritten.
+
+    :param capacity: Transitions the buffer holds
+    :param starts: Per dataset fingerprint, its first transition's place in the count and its size
+    """
+
+    capacity: int
+    starts: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, fingerprint: str, start: int, size: int) -> None:
+        self.starts[fingerprint] = (start, size)
+
+    def holds(self, fingerprint: str, total_written: int) -> bool:
+        """:return: Whether every transition of that dataset is still in the buffer."""
+        return fingerprint in self.starts and total_written - self.starts[fingerprint][0] <= self.capacity
+
+    def holds_any(self, total_written: int) -> bool:
+        """:return: Whether some dataset's rows are still in the buffer (all or in part)."""
+        return any(total_written - start < self.capacity + size for start, size in self.starts.values())
 
 
 class TensorReplayBuffer(ReplayBuffer):
@@ -65,10 +93,9 @@ class TensorReplayBuffer(ReplayBuffer):
         self.allocated = 0
         self.n_stored = 0
         self.write_index = 0
-        # Every transition ever written, and where each offline dataset started in that count: a dataset is
-        # held for as long as fewer than ``capacity`` transitions have been written since its first one.
+        # Every transition ever written; the offline datasets' places in that count.
         self.total_written = 0
-        self.datasets: dict[str, tuple[int, int]] = {}
+        self.dataset_record = DatasetRecord(self.capacity)
 
     # -- storage -----------------------------------------------------------------------------
     def _field_shapes(self) -> dict[str, Any]:
@@ -115,9 +142,12 @@ class TensorReplayBuffer(ReplayBuffer):
     ) -> None:
         """Add one row (one transition per env), with SB3's ``ReplayBuffer.add`` signature."""
         timeouts = np.array([info.get("TimeLimit.truncated", False) for info in infos])
-        self.extend(obs, next_obs, np.asarray(action).reshape(self.n_envs, -1), np.asarray(reward), np.asarray(done), timeouts)
+        action = np.asarray(action).reshape(self.n_envs, -1)
+        self.add_transitions(obs, next_obs, action, np.asarray(reward), np.asarray(done), timeouts)
 
-    def extend(
+    # SB3's ``extend(obs, next_obs, actions, rewards, dones, infos)`` (one ``add`` per row) is inherited as it is.
+
+    def add_transitions(
         self,
         observations: ArrayOrDict,
         next_observations: ArrayOrDict,
@@ -127,7 +157,8 @@ class TensorReplayBuffer(ReplayBuffer):
         timeouts: np.ndarray,
     ) -> None:
         """
-        Append ``N`` transitions at once by array assignment (wrapping around when full).
+        Append ``N`` transitions at once by array assignment (wrapping around when full). SB3's ``extend``
+        takes ``infos``; this takes the ``timeouts`` read from them.
 
         :param observations: ``(N, *obs_shape)`` array, or a dict of them
         :param next_observations: Same layout as ``observations``
@@ -163,27 +194,24 @@ class TensorReplayBuffer(ReplayBuffer):
         self.pos = self.write_index // self.n_envs
         self.full = self.n_stored == self.capacity
 
-    def extend_dataset(self, fingerprint: str, transitions: dict[str, ArrayOrDict]) -> None:
+    def add_dataset(self, fingerprint: str, transitions: dict[str, ArrayOrDict]) -> None:
         """
-        Append a whole offline dataset (``extend``'s arguments by name) and remember where it lies.
+        Append a whole offline dataset (``add_transitions``' arguments by name) and record where it lies.
 
         :param fingerprint: What identifies the dataset's content (``holds`` answers for it)
         :param transitions: ``observations``, ``next_observations``, ``actions``, ``rewards``, ``dones``, ``timeouts``
         """
         start = self.total_written
-        self.extend(**transitions)  # type: ignore[arg-type]
-        self.datasets[fingerprint] = (start, len(transitions["rewards"]))
+        self.add_transitions(**transitions)  # type: ignore[arg-type]
+        self.dataset_record.add(fingerprint, start, len(transitions["rewards"]))
 
     def holds(self, fingerprint: str) -> bool:
         """:return: Whether every transition of the dataset with this fingerprint is still in the buffer."""
-        if fingerprint not in self.datasets:
-            return False
-        start, _ = self.datasets[fingerprint]
-        return self.total_written - start <= self.capacity
+        return self.dataset_record.holds(fingerprint, self.total_written)
 
     def holds_any_dataset(self) -> bool:
         """:return: Whether some offline dataset's rows are in the buffer (all or in part)."""
-        return any(self.total_written - start < self.capacity + size for start, size in self.datasets.values())
+        return self.dataset_record.holds_any(self.total_written)
 
     def _write(self, storage: TensorOrDict, rows: slice, values: ArrayOrDict, source: slice) -> None:
         if isinstance(storage, dict):
@@ -205,7 +233,7 @@ class TensorReplayBuffer(ReplayBuffer):
         self.n_stored = 0
         self.write_index = 0
         self.total_written = 0
-        self.datasets = {}
+        self.dataset_record = DatasetRecord(self.capacity)
 
     def sample_indices(self, batch_size: int) -> th.Tensor:
         """:return: ``batch_size`` uniform indices of stored transitions, on the buffer's device."""
@@ -270,9 +298,11 @@ class TensorReplayBuffer(ReplayBuffer):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        # Buffers pickled before datasets were tracked hold none that can be vouched for.
+        # Buffers pickled before datasets were tracked hold none that can be vouched for; those pickled before the
+        # record was a class of its own kept it as a dict.
         state.setdefault("total_written", state.get("n_stored", 0))
-        state.setdefault("datasets", {})
+        if "dataset_record" not in state:
+            state["dataset_record"] = DatasetRecord(state["capacity"], dict(state.pop("datasets", {})))
         self.__dict__.update(state)
 
     def __setattr__(self, name: str, value: Any) -> None:

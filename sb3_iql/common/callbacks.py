@@ -10,8 +10,8 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_iql.common.offline_data import normalized_score
 from sb3_iql.common.wrappers import RecordSuccess
+from sb3_iql.data.scores import normalized_score
 
 
 def make_eval_env(env: Union[gym.Env, VecEnv]) -> VecEnv:

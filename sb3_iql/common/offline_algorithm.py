@@ -17,15 +17,14 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
-from sb3_iql.common.goal_reaching import paper_eval_env
-from sb3_iql.common.offline_data import DatasetLike, OfflineData, check_spaces, load_offline_data, scale_actions
 from sb3_iql.common.save_util import save_atomically
-from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess, flatten_dict_observation, has_nested_dict
+from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess
+from sb3_iql.data.goals import evaluation_env
+from sb3_iql.data.preparation import ACTION_CLIP, buffer_fields, check_fits
+from sb3_iql.data.readers import DatasetLike, OfflineData, load_offline_data
+from sb3_iql.data.spaces import flatten_dict_observation, has_nested_dict
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineOffPolicyAlgorithm")
-
-#: Dataset actions are kept strictly inside the action bounds, as the official IQL implementation does.
-ACTION_CLIP = 1.0 - 1e-5
 
 
 class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
@@ -125,6 +124,9 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         env takes its spaces from it. Data already in the buffer (the same content, not just the same
         name) is not added again. Everything is checked before the model or buffer change.
 
+        The data path, one way: read (``sb3_iql.data.readers``) -> check against the model
+        (``sb3_iql.data.preparation``) -> into the buffer in the policy's action scale.
+
         :param dataset: A Minari dataset id, folder or ``MinariDataset``; a D4RL-style dict of arrays;
             or an SB3 ``ReplayBuffer`` / ``DictReplayBuffer`` (see ``load_offline_data``)
         :param download: Download a Minari id that is not found locally
@@ -142,7 +144,11 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             self.observation_space, self.action_space = observation_space, action_space
             self._setup_model()
         if is_new:
-            self._add_to_buffer(data, fingerprint)
+            self.replay_buffer.add_dataset(fingerprint, buffer_fields(data, self.action_space))  # type: ignore[arg-type]
+            self.offline_datasets.append(data.name)
+            if self.verbose >= 1:
+                n_episodes = len(data.transitions.episode_returns)
+                print(f"Loaded {len(data.transitions)} transitions ({n_episodes} episodes) of '{data.name}'")
         return data
 
     def _check_new_data(self, data: OfflineData, observation_space: spaces.Space, action_space: spaces.Space) -> None:
@@ -152,8 +158,6 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             and self.policy_class is self.policy_aliases.get("MlpPolicy")
         ):
             raise ValueError(f"'{data.name}' has Dict observations: use 'MultiInputPolicy'.")
-        check_spaces(data, observation_space, action_space)
-        self._check_no_vec_normalize()
         replay_buffer_class = self.replay_buffer_class
         if not issubclass(replay_buffer_class, TensorReplayBuffer):
             raise TypeError(
@@ -161,29 +165,8 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
                 "leave replay_buffer_class unset or pass a TensorReplayBuffer subclass."
             )
         capacity = self.buffer_size if self.replay_buffer is None else self.replay_buffer.capacity
-        if len(data.transitions) > capacity:
-            raise ValueError(
-                f"'{data.name}' has {len(data.transitions)} transitions, more than buffer_size={capacity}: "
-                f"make the model with buffer_size >= {len(data.transitions)}."
-            )
-
-    def _add_to_buffer(self, data: OfflineData, fingerprint: str) -> None:
-        transitions = data.transitions
-        actions = scale_actions(data, self.action_space, ACTION_CLIP)  # type: ignore[arg-type]
-        self.replay_buffer.extend_dataset(
-            fingerprint,
-            {
-                "observations": transitions.observations,
-                "next_observations": transitions.next_observations,
-                "actions": actions,
-                "rewards": transitions.rewards,
-                "dones": transitions.dones,
-                "timeouts": transitions.timeouts,
-            },
-        )
-        self.offline_datasets.append(data.name)
-        if self.verbose >= 1:
-            print(f"Loaded {len(transitions)} transitions ({len(transitions.episode_returns)} episodes) of '{data.name}'")
+        check_fits(data, observation_space, action_space, capacity)
+        self._check_no_vec_normalize()
 
     def _on_new_data(self, data: OfflineData) -> None:
         """Called for checked data before it enters the buffer, and before any state changes: may still refuse it."""
@@ -323,11 +306,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             if isinstance(eval_env, str) and eval_env == "dataset":
                 if data.minari_dataset is None:
                     raise ValueError(f"eval_env='dataset' needs a Minari dataset; '{data.name}' is not one: pass an env.")
-                if self.goal_semantics is not None:
-                    # The paper's task: fixed start and goal, the episode ends at the goal, score 100 x success rate.
-                    eval_env, score_success = paper_eval_env(data.minari_dataset), True
-                else:
-                    eval_env = data.minari_dataset.recover_environment(eval_env=True)
+                eval_env, score_success = evaluation_env(data.minari_dataset)
             elif isinstance(eval_env, str):
                 eval_env = gym.make(eval_env)
             callbacks.append(

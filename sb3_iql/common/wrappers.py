@@ -1,45 +1,10 @@
-"""Gymnasium wrappers that make task success visible to SB3's episode statistics."""
+"""Gymnasium wrappers: nested Dict observations flattened, task success visible to SB3, the binary Adroit reward."""
 
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
-from gymnasium import spaces
 
-#: Joins the keys of nested Dict observations: ``{"desired_goal": {"microwave": x}}`` -> ``"desired_goal/microwave"``.
-KEY_SEPARATOR = "/"
-
-
-def has_nested_dict(space: spaces.Space) -> bool:
-    """:return: Whether ``space`` is a Dict with a Dict inside (Minari's FrankaKitchen goals, for one)."""
-    return isinstance(space, spaces.Dict) and any(isinstance(sub, spaces.Dict) for sub in space.spaces.values())
-
-
-def flatten_dict_space(space: spaces.Space) -> spaces.Space:
-    """:return: ``space`` with nested Dicts merged into one level of ``"outer/inner"`` keys (other spaces unchanged)."""
-    if not isinstance(space, spaces.Dict):
-        return space
-    flat: dict[str, spaces.Space] = {}
-    for key, sub in space.spaces.items():
-        if isinstance(sub, spaces.Dict):
-            for inner_key, inner in flatten_dict_space(sub).spaces.items():
-                flat[f"{key}{KEY_SEPARATOR}{inner_key}"] = inner
-        else:
-            flat[key] = sub
-    return spaces.Dict(flat)
-
-
-def flatten_dict_observation(observation: Any) -> Any:
-    """:return: ``observation`` (one or a batch) with nested dicts merged as ``flatten_dict_space`` merges the space."""
-    if not isinstance(observation, dict):
-        return observation
-    flat = {}
-    for key, value in observation.items():
-        if isinstance(value, dict):
-            for inner_key, inner in flatten_dict_observation(value).items():
-                flat[f"{key}{KEY_SEPARATOR}{inner_key}"] = inner
-        else:
-            flat[key] = value
-    return flat
+from sb3_iql.data.spaces import flatten_dict_observation, flatten_dict_space, has_nested_dict
 
 
 class FlattenNestedDict(gym.ObservationWrapper):
@@ -78,6 +43,10 @@ class RecordSuccess(gym.Wrapper):
         self.succeeded = False
         return self.env.reset(**kwargs)
 
+    def compute_reward(self, achieved_goal: Any, desired_goal: Any, info: Any) -> Any:
+        """A goal env's reward function, passed through (SB3's ``HerReplayBuffer`` and ``check_env`` call it on the env)."""
+        return self.env.get_wrapper_attr("compute_reward")(achieved_goal, desired_goal, info)
+
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = self.env.step(action)
         if "success" in info:
@@ -107,3 +76,13 @@ class BinaryReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if "success" not in info:
             raise KeyError(f"BinaryReward needs info['success'] from the env; {self.env.spec.id} does not report it.")
         return observation, 0.0 if info["success"] else -1.0, terminated, truncated, info
+
+
+__all__ = [
+    "BinaryReward",
+    "FlattenNestedDict",
+    "RecordSuccess",
+    "flatten_dict_observation",
+    "flatten_dict_space",
+    "has_nested_dict",
+]

@@ -4,9 +4,11 @@ import argparse
 import json
 import time
 
-from sb3_iql.common.offline_data import dataset_transitions, normalized_score
+from sb3_iql.data.readers import dataset_transitions
+from sb3_iql.data.scores import normalized_score
 from sb3_iql.datasets import RECIPES, ant_controller, build
 from sb3_iql.datasets.adroit import door_replay_error
+from sb3_iql.datasets.antmaze import planner_success
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +37,13 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument("--noise", type=float, default=defaults["action_noise"], help="action noise in training")
     trainer.add_argument("--fall-penalty", type=float, default=defaults["fall_penalty"], help="reward lost on a fall")
     trainer.add_argument("--output", help="where to write the final controller (default: the shipped one)")
+    trainer.add_argument("--maze", help="train inside this AntMaze env (e.g. AntMaze_Medium-v4) on the planner's waypoints")
+    trainer.add_argument("--warm-start", help="a controller file that starts the actor (e.g. the shipped one)")
+    trainer.add_argument("--min-torso-up", type=float, default=0.5, help="--maze: tilt at which an episode counts as a fall")
+    trainer.add_argument(
+        "--eval-mazes", nargs="*", default=[], help="measure the planner-driven ant on these mazes' paper task at checkpoints"
+    )
+    trainer.add_argument("--eval-episodes", type=int, default=10, help="episodes per maze of that measurement")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
     replay.add_argument("--demos", type=int, default=25, help="how many demos")
@@ -51,6 +60,19 @@ def _summary(dataset) -> str:
     )
 
 
+def _planner_evaluation(mazes: list[str], n_episodes: int, noise: float):
+    """:return: A measure of a controller: the planner-driven ant on each maze's paper task, with the data's noise."""
+
+    def evaluate(controller: ant_controller.AntController) -> dict[str, float]:
+        row = {}
+        for name in mazes:
+            result = planner_success(name, controller, n_episodes=n_episodes, noise=noise, seed=5_000)
+            row.update({f"{name}_{key}": value for key, value in result.items() if key != "mean_steps"})
+        return row
+
+    return evaluate
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "list":
@@ -58,12 +80,18 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
         output = args.output or ant_controller.SHIPPED_CONTROLLER
+        env_options = {"action_noise": args.noise, "fall_penalty": args.fall_penalty}
+        if args.maze:
+            env_options["min_torso_up"] = args.min_torso_up
         result = ant_controller.train_controller(
             args.workdir,
             args.steps,
             args.checkpoint_every,
             output=output,
-            env_options={"action_noise": args.noise, "fall_penalty": args.fall_penalty},
+            env_options=env_options,
+            maze_env_id=args.maze,
+            warm_start=args.warm_start,
+            evaluate=_planner_evaluation(args.eval_mazes, args.eval_episodes, args.noise) if args.eval_mazes else None,
         )
         print(f"controller written to {output}: {json.dumps(result)}")
     elif args.command == "door-replay":

@@ -10,22 +10,21 @@ Evaluation uses Gymnasium-Robotics ``AdroitHand*-v1``, a port of the ``mj_envs``
 same observation and action layouts.
 """
 
-import io
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import h5py
 import minari
 import numpy as np
-import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
-from sb3_iql.common.episodes import Policy, episode_buffer, rollout_episodes, split_episodes, take_rows
 from sb3_iql.common.wrappers import BinaryReward
+from sb3_iql.data.episodes import Policy, cut_episode, episode_buffer, rollout_episodes, split_episodes
+from sb3_iql.datasets.dapg import DapgPolicy
 from sb3_iql.datasets.recording import minari_root, source_file, write_dataset
+from sb3_iql.iql import IQL
 
 TASKS = ("pen", "door", "hammer", "relocate")
 ENV_IDS = {
@@ -79,78 +78,6 @@ def make_env(task: str, max_episode_steps: int | None = None, binary: bool = Fal
     _check_task(task)
     env = gym.make(ENV_IDS[task], max_episode_steps=max_episode_steps or D4RL_EPISODE_STEPS[task])
     return BinaryReward(env) if binary else env
-
-
-# -- the DAPG expert policies ------------------------------------------------------------------
-class _Attributes:
-    """Stand-in for the pickled ``mjrl`` and legacy ``torch.nn`` classes: keeps their attributes."""
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-
-class _MjrlUnpickler(pickle.Unpickler):
-    """Unpickle old ``mjrl`` policies without ``mjrl``, reading their tensors with today's torch."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("mjrl.") or module.startswith("torch.nn.modules"):
-            return _Attributes
-        if module == "torch.nn.backends.thnn":
-            return lambda *args: None
-        if (module, name) == ("torch._C", "_VariableFunctions"):
-            return th
-        if (module, name) == ("torch.storage", "_load_from_bytes"):
-            return lambda data: th.load(io.BytesIO(data), weights_only=False, map_location="cpu")
-        return super().find_class(module, name)
-
-
-class DapgPolicy:
-    """
-    A DAPG expert policy (``mjrl`` ``GaussianMLP``): a tanh MLP with input/output shift and scale and
-    a state-independent log-std, evaluated in numpy.
-
-    :param path: The ``*-v0.pickle`` file
-    :param deterministic: Act with the mean instead of sampling from the Gaussian
-    :param seed: Seed of the action noise
-    """
-
-    def __init__(self, path: str | Path, deterministic: bool = False, seed: int = 0):
-        with open(path, "rb") as file:
-            try:
-                pickled = _MjrlUnpickler(file).load()
-                network = pickled.model
-                layers = network._modules["fc_layers"]._modules
-                self.layers = [
-                    (_numpy(layers[key]._parameters["weight"]).T, _numpy(layers[key]._parameters["bias"]))
-                    for key in sorted(layers, key=int)
-                ]
-                self.in_shift, self.in_scale = _numpy(network.in_shift), _numpy(network.in_scale)
-                self.out_shift, self.out_scale = _numpy(network.out_shift), _numpy(network.out_scale)
-                self.std = np.exp(_numpy(pickled.log_std))
-            except (pickle.UnpicklingError, AttributeError, KeyError, EOFError) as error:
-                raise ValueError(f"{path} is not a DAPG (mjrl GaussianMLP) policy pickle: {error!r}") from error
-        self.observation_dim = self.layers[0][0].shape[0]
-        self.action_dim = self.layers[-1][0].shape[1]
-        self.deterministic = deterministic
-        self.rng = np.random.default_rng(seed)
-
-    def mean(self, observation: np.ndarray) -> np.ndarray:
-        """:return: The mean action for an observation."""
-        hidden = (np.asarray(observation, dtype=np.float64) - self.in_shift) / (self.in_scale + 1e-8)
-        for weight, bias in self.layers[:-1]:
-            hidden = np.tanh(hidden @ weight + bias)
-        weight, bias = self.layers[-1]
-        return (hidden @ weight + bias) * self.out_scale + self.out_shift
-
-    def __call__(self, observation: np.ndarray) -> np.ndarray:
-        action = self.mean(observation)
-        if not self.deterministic:
-            action = action + self.std * self.rng.standard_normal(self.action_dim)
-        return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-
-def _numpy(tensor: Any) -> np.ndarray:
-    return np.asarray(tensor.detach().cpu().numpy() if isinstance(tensor, th.Tensor) else tensor, dtype=np.float64)
 
 
 def load_expert(task: str, source: str | Path | None = None, deterministic: bool = False, seed: int = 0) -> DapgPolicy:
@@ -328,8 +255,6 @@ def behaviour_cloning_policy(episodes: list[EpisodeBuffer], env: gym.Env, n_step
 
     :return: A policy that samples from the fitted Gaussian (AWAC rolled out its BC policy stochastically)
     """
-    from sb3_iql.iql import IQL  # the algorithm imports nothing from here; import late to keep it so
-
     with tempfile.TemporaryDirectory() as root, minari_root(Path(root)):
         demos = minari.create_dataset_from_buffers("bc/demos-v0", episodes, env=env)
         model = IQL("MlpPolicy", env, beta=0.0, actor_lr_schedule="constant", seed=seed, device="cpu")
@@ -347,24 +272,6 @@ def make_binary_env(task: str) -> gym.Env:
     """:return: The binary task as published: reward 0 when solved, else -1; ``BINARY_EPISODE_STEPS`` steps."""
     _check_task(task, BINARY_TASKS)
     return make_env(task, max_episode_steps=BINARY_EPISODE_STEPS[task], binary=True)
-
-
-def cut_episode(episode: EpisodeBuffer, max_steps: int) -> list[EpisodeBuffer]:
-    """
-    Cut an episode longer than the task's limit into consecutive pieces of at most ``max_steps``, each
-    ending in a truncation (its last piece keeps the episode's own ending): every transition is kept.
-    """
-    n_steps = len(episode.actions)
-    observations = episode.observations
-    ends = np.unique(np.append(np.arange(max_steps - 1, n_steps, max_steps), n_steps - 1))
-    return split_episodes(
-        take_rows(observations, slice(None, -1)),
-        take_rows(observations, slice(1, None)),
-        episode.actions,
-        episode.rewards,
-        np.asarray(episode.terminations, dtype=bool),
-        ends,
-    )
 
 
 def binary_demos(task: str, n_demos: int, source: str | Path | None, seed: int, progress: bool) -> list[EpisodeBuffer]:

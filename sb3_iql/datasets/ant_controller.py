@@ -32,12 +32,15 @@ import csv
 import glob
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+
+from sb3_iql.datasets.maze import CellWaypoints
 
 #: The trained controller shipped with the package (the actor's weights, numpy arrays).
 SHIPPED_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_ant.npz"
@@ -103,11 +106,15 @@ def controller_features(ant_state: np.ndarray, position: np.ndarray, target: np.
     ).astype(np.float32)
 
 
+def torso_up(ant_state: np.ndarray) -> float:
+    """:return: The vertical component of the torso's up axis (1 upright, 0 on its side, -1 on its back)."""
+    x, y = ant_state[2:4]
+    return float(1.0 - 2.0 * (x * x + y * y))
+
+
 def fell_over(ant_state: np.ndarray) -> bool:
     """:return: Whether the ant lies on its back or its torso is too low to walk."""
-    x, y = ant_state[2:4]
-    torso_up_z = 1.0 - 2.0 * (x * x + y * y)
-    return bool(ant_state[0] < MIN_UPRIGHT_HEIGHT or torso_up_z < 0.0)
+    return bool(ant_state[0] < MIN_UPRIGHT_HEIGHT or torso_up(ant_state) < 0.0)
 
 
 def sample_target(position: np.ndarray, low: np.ndarray, high: np.ndarray, distance: tuple[float, float], rng) -> np.ndarray:
@@ -120,20 +127,87 @@ def sample_target(position: np.ndarray, low: np.ndarray, high: np.ndarray, dista
     return np.clip(candidate, low, high)
 
 
-class GoalReachingAnt(gym.Wrapper):
+class WalkingAnt(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
-    The AntMaze ant walking to targets of its own, for training and measuring the controller.
+    The AntMaze ant walking to a target, for training and measuring the controller: observations are
+    ``controller_features``; the maze's own reward is ignored. Per step: ``_standing_reward``, ``+
+    PROGRESS_SCALE * (velocity toward the target)``, ``- CONTROL_COST * |a|^2``; ``+ REACH_BONUS`` on
+    reaching the target; ``- fall_penalty`` and the end of the episode when ``_fell``. Subclasses say
+    where the target is and what a reach does.
 
-    Observations are ``controller_features``; the maze's own goal and reward are ignored.
+    :param env: An ``AntMaze_*-v4`` env
+    :param action_noise: Std of Gaussian noise added to every action before it acts (clipped to [-1, 1]):
+        training under the datasets' noise teaches a gait that survives it
+    :param fall_penalty: Reward taken away when the ant falls over (which also ends the episode): a fall
+        ruins the rest of a dataset episode, so it must cost more than the walk it interrupts
+    :param constructor_args: The subclass's own arguments, recorded so that its spec recreates it
+    """
+
+    reach_radius = REACH_RADIUS
+
+    def __init__(self, env: gym.Env, action_noise: float, fall_penalty: float, **constructor_args: Any):
+        gym.utils.RecordConstructorArgs.__init__(
+            self, action_noise=action_noise, fall_penalty=fall_penalty, **constructor_args
+        )
+        gym.Wrapper.__init__(self, env)
+        self.action_noise = action_noise
+        self.fall_penalty = fall_penalty
+        self.observation_space = spaces.Box(-np.inf, np.inf, (FEATURES,), np.float32)
+        self._last: dict[str, np.ndarray] = {}
+
+    def target(self) -> np.ndarray:
+        """:return: Where the ant is to walk now."""
+        raise NotImplementedError
+
+    def _standing_reward(self, ant_state: np.ndarray) -> float:
+        return 1.0
+
+    def _fell(self, ant_state: np.ndarray) -> bool:
+        return fell_over(ant_state)
+
+    def _on_reach(self, observation: dict[str, np.ndarray]) -> bool:
+        """Called when the target is reached; :return: whether that ends the episode."""
+        return False
+
+    def reset(self, **kwargs) -> tuple[np.ndarray, dict[str, Any]]:
+        observation, info = self.env.reset(**kwargs)
+        self._last = observation
+        return self._features(), info
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        target = self.target().copy()
+        distance_before = np.linalg.norm(target - self._last["achieved_goal"])
+        if self.action_noise:
+            action = np.clip(action + self.action_noise * self.np_random.standard_normal(action.shape), -1.0, 1.0)
+        observation, _, _, truncated, info = self.env.step(action)
+        self._last = observation
+        distance = np.linalg.norm(target - observation["achieved_goal"])
+        ant_state = observation["observation"]
+        progress = (distance_before - distance) / self.env.unwrapped.ant_env.dt
+        reward = self._standing_reward(ant_state) + PROGRESS_SCALE * progress - CONTROL_COST * float(np.square(action).sum())
+        info["reached"] = bool(distance <= self.reach_radius)
+        terminated = self._fell(ant_state)
+        if terminated:
+            reward -= self.fall_penalty
+        if info["reached"]:
+            reward += REACH_BONUS
+            terminated = self._on_reach(observation) or terminated
+        return self._features(), reward, terminated, truncated, info
+
+    def _features(self) -> np.ndarray:
+        return controller_features(self._last["observation"], self._last["achieved_goal"], self.target())
+
+
+class GoalReachingAnt(WalkingAnt):
+    """
+    The ant walking to random targets of its own in an (open) maze: the shipped controller's training env.
 
     :param env: An ``AntMaze_*-v4`` env (an open one for training)
     :param target_distance: Range of the distance of new targets, metres
     :param margin: Distance kept between targets and the maze's outer walls
     :param continuing: Give a new target after each reach (training) instead of ending the episode
-    :param action_noise: Std of Gaussian noise added to every action before it acts (clipped to [-1, 1]):
-        training under the datasets' noise teaches a gait that survives it
-    :param fall_penalty: Reward taken away when the ant falls over (which also ends the episode): a fall
-        ruins the rest of a dataset episode, so it must cost more than the walk it interrupts
+    :param action_noise: See ``WalkingAnt``
+    :param fall_penalty: See ``WalkingAnt``
     """
 
     def __init__(
@@ -145,51 +219,94 @@ class GoalReachingAnt(gym.Wrapper):
         action_noise: float = 0.0,
         fall_penalty: float = 0.0,
     ):
-        super().__init__(env)
-        self.action_noise = action_noise
-        self.fall_penalty = fall_penalty
+        super().__init__(
+            env, action_noise, fall_penalty, target_distance=target_distance, margin=margin, continuing=continuing
+        )
         maze = env.unwrapped.maze
         half_extent = np.array([maze.map_width, maze.map_length]) * maze.maze_size_scaling / 2
         self.low = -half_extent + maze.maze_size_scaling + margin
         self.high = half_extent - maze.maze_size_scaling - margin
         self.target_distance = target_distance
         self.continuing = continuing
-        self.observation_space = spaces.Box(-np.inf, np.inf, (FEATURES,), np.float32)
-        self.target = np.zeros(2)
-        self._last = None
+        self._target = np.zeros(2)
+
+    def target(self) -> np.ndarray:
+        return self._target
 
     def reset(self, **kwargs) -> tuple[np.ndarray, dict[str, Any]]:
         observation, info = self.env.reset(**kwargs)
         self._last = observation
-        self.target = sample_target(observation["achieved_goal"], self.low, self.high, self.target_distance, self.np_random)
+        self._new_target(observation)
         return self._features(), info
 
-    def step(self, action: np.ndarray) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        distance_before = np.linalg.norm(self.target - self._last["achieved_goal"])
-        if self.action_noise:
-            action = np.clip(action + self.action_noise * self.np_random.standard_normal(action.shape), -1.0, 1.0)
-        observation, _, _, truncated, info = self.env.step(action)
-        self._last = observation
-        distance = np.linalg.norm(self.target - observation["achieved_goal"])
-        dt = self.env.unwrapped.ant_env.dt
-        reward = 1.0 + PROGRESS_SCALE * (distance_before - distance) / dt - CONTROL_COST * float(np.square(action).sum())
-        reached = distance <= REACH_RADIUS
-        info["reached"] = bool(reached)
-        terminated = fell_over(observation["observation"])
-        if terminated:
-            reward -= self.fall_penalty
-        if reached:
-            reward += REACH_BONUS
-            if self.continuing:
-                self.target = sample_target(
-                    observation["achieved_goal"], self.low, self.high, self.target_distance, self.np_random
-                )
-            else:
-                terminated = True
-        return self._features(), reward, terminated, truncated, info
+    def _new_target(self, observation: dict[str, np.ndarray]) -> None:
+        self._target = sample_target(observation["achieved_goal"], self.low, self.high, self.target_distance, self.np_random)
 
-    def _features(self) -> np.ndarray:
-        return controller_features(self._last["observation"], self._last["achieved_goal"], self.target)
+    def _on_reach(self, observation: dict[str, np.ndarray]) -> bool:
+        if not self.continuing:
+            return True
+        self._new_target(observation)
+        return False
+
+
+class MazeWalkingAnt(WalkingAnt):
+    """
+    The ant walking the waypoints of the datasets' planner inside a maze, for training the controller
+    where it is used: each episode starts in a random open cell with a random goal cell (the maze's
+    ``continuing_task`` gives a new goal once one is reached), and the target the controller sees is
+    ``CellWaypoints``' next waypoint, as in data collection.
+
+    Standing straight earns ``upright_reward * torso_up`` a step, and the episode ends as a fall once the
+    torso tilts past ``min_torso_up`` or sinks below ``MIN_UPRIGHT_HEIGHT``: stricter than ``fell_over``,
+    so the controller learns to keep a margin.
+
+    :param env: An ``AntMaze_*-v4`` env made with ``continuing_task=True, reset_target=True``
+    :param action_noise: See ``WalkingAnt``
+    :param fall_penalty: See ``WalkingAnt``
+    :param min_torso_up: Smallest ``torso_up`` before the episode counts as a fall
+    :param upright_reward: Reward a step for standing straight
+    """
+
+    def __init__(
+        self,
+        env: gym.Env,
+        action_noise: float = DATA_ACTION_NOISE,
+        fall_penalty: float = 100.0,
+        min_torso_up: float = 0.5,
+        upright_reward: float = 1.0,
+    ):
+        super().__init__(env, action_noise, fall_penalty, min_torso_up=min_torso_up, upright_reward=upright_reward)
+        self.min_torso_up = min_torso_up
+        self.upright_reward = upright_reward
+        self.waypoints: CellWaypoints | None = None
+
+    def reset(self, **kwargs) -> tuple[np.ndarray, dict[str, Any]]:
+        self.waypoints = None
+        return super().reset(**kwargs)
+
+    def target(self) -> np.ndarray:
+        if self.waypoints is None:
+            self.waypoints = CellWaypoints(self.env.unwrapped.maze, self.np_random)
+        return self.waypoints(self._last["achieved_goal"], self._last["desired_goal"])
+
+    @property
+    def reach_radius(self) -> float:  # type: ignore[override]
+        return self.waypoints.radius if self.waypoints is not None else REACH_RADIUS
+
+    def _standing_reward(self, ant_state: np.ndarray) -> float:
+        return self.upright_reward * torso_up(ant_state)
+
+    def _fell(self, ant_state: np.ndarray) -> bool:
+        return bool(ant_state[0] < MIN_UPRIGHT_HEIGHT or torso_up(ant_state) < self.min_torso_up)
+
+
+def make_maze_training_env(maze_env_id: str = "AntMaze_Medium-v4", max_episode_steps: int = 1000, **kwargs) -> gym.Env:
+    """:return: ``MazeWalkingAnt`` in ``maze_env_id`` (random start and goal cells), episodes of ``max_episode_steps``."""
+    import gymnasium_robotics
+
+    gym.register_envs(gymnasium_robotics)
+    env = gym.make(maze_env_id, continuing_task=True, reset_target=True, max_episode_steps=max_episode_steps)
+    return MazeWalkingAnt(env, **kwargs)
 
 
 def make_training_env(max_episode_steps: int = 500, **kwargs) -> gym.Env:
@@ -288,6 +405,40 @@ def reach_rate(
     }
 
 
+def _warm_started_sac_class():
+    """:return: SAC whose actor stays frozen until ``actor_frozen_until`` steps, while the fresh critic learns it."""
+    from stable_baselines3 import SAC
+
+    class WarmStartedSAC(SAC):
+        actor_frozen_until = 0
+
+        def _update_learning_rate(self, optimizers) -> None:
+            super()._update_learning_rate(optimizers)
+            if self.num_timesteps < self.actor_frozen_until:
+                for group in self.actor.optimizer.param_groups:
+                    group["lr"] = 0.0
+
+    return WarmStartedSAC
+
+
+def load_actor_weights(model, path: str | os.PathLike, log_std: float = -2.0) -> None:
+    """Copy a controller file's weights into a fresh SAC model's actor (the inverse of ``export_controller``)."""
+    import torch as th
+
+    controller = AntController.load(path)
+    latent = [module for module in model.actor.latent_pi if hasattr(module, "weight")]
+    if len(latent) != len(controller.layers):
+        raise ValueError(f"{path} has {len(controller.layers)} hidden layers; the SAC actor has {len(latent)}.")
+    with th.no_grad():
+        for layer, (weight, bias) in zip(latent, controller.layers):
+            layer.weight.copy_(th.as_tensor(weight))
+            layer.bias.copy_(th.as_tensor(bias))
+        model.actor.mu.weight.copy_(th.as_tensor(controller.mean[0]))
+        model.actor.mu.bias.copy_(th.as_tensor(controller.mean[1]))
+        model.actor.log_std.weight.zero_()
+        model.actor.log_std.bias.fill_(log_std)
+
+
 def train_controller(
     workdir: str | os.PathLike,
     total_steps: int = 600_000,
@@ -296,18 +447,27 @@ def train_controller(
     seed: int = 0,
     output: str | os.PathLike = SHIPPED_CONTROLLER,
     env_options: dict[str, float] | None = None,
+    maze_env_id: str | None = None,
+    warm_start: str | os.PathLike | None = None,
+    actor_frozen_steps: int = 20_000,
+    evaluate: Callable[[AntController], dict[str, float]] | None = None,
 ) -> dict[str, float]:
     """
     Train the controller with SAC, resuming from the latest checkpoint in ``workdir``.
 
-    Every ``checkpoint_every`` steps the model and its replay buffer are saved and the reach rate
-    is measured on ``eval_trials`` targets (``learning_curve.csv``). At the end the actor is
-    exported to ``output``.
+    Every ``checkpoint_every`` steps the model and its replay buffer are saved, the actor is exported
+    to ``workdir/controller.npz`` and measured (``learning_curve.csv``): by ``evaluate`` where given
+    (e.g. the planner-driven ant in a maze), else by the reach rate of ``eval_trials`` random targets.
+    At the end the actor is exported to ``output``.
 
-    :param env_options: ``GoalReachingAnt`` options of the training env (default: ``TRAINING_OPTIONS``); they
-        may change between resumed runs, which is how the shipped controller was made (module docstring)
-
-    :return: The final reach rate over 100 trials
+    :param env_options: Options of the training env (default: ``TRAINING_OPTIONS``); they may change
+        between resumed runs, which is how the first shipped controller was made (module docstring)
+    :param maze_env_id: Train inside this AntMaze (``MazeWalkingAnt``: the planner's waypoints from random
+        cells) instead of toward random targets in the open maze
+    :param warm_start: A controller file whose weights start the actor (a new run only); the actor then
+        stays frozen for ``actor_frozen_steps`` while the new critic learns it
+    :param evaluate: Measures an exported controller (a dict of numbers for the learning curve)
+    :return: The final measurement
     """
     from stable_baselines3 import SAC
     from stable_baselines3.common.monitor import Monitor
@@ -315,17 +475,35 @@ def train_controller(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     env_options = {**TRAINING_OPTIONS, **(env_options or {})}
-    env = Monitor(make_training_env(**env_options), str(workdir / "monitor"), override_existing=False)
+    if maze_env_id is not None:
+        env = make_maze_training_env(maze_env_id, **env_options)
+    else:
+        env = make_training_env(**env_options)
+    env = Monitor(env, str(workdir / "monitor"), override_existing=False)
     action_noise = env_options["action_noise"]
+    if evaluate is None:
+
+        def evaluate(controller: AntController) -> dict[str, float]:
+            return reach_rate(controller, n_trials=eval_trials, seed=10_000, action_noise=action_noise)
+
+    algorithm = _warm_started_sac_class() if warm_start is not None else SAC
     checkpoints = sorted(glob.glob(str(workdir / "sac_*_steps.zip")), key=lambda name: int(name.split("_")[-2]))
+    curve_path = workdir / "learning_curve.csv"
     if checkpoints:
-        model = SAC.load(checkpoints[-1], env=env)
+        model = algorithm.load(checkpoints[-1], env=env)
         model.load_replay_buffer(checkpoints[-1].replace(".zip", "_buffer.pkl"))
         print(f"resumed from {checkpoints[-1]} ({model.num_timesteps} steps)")
     else:
-        model = SAC("MlpPolicy", env, learning_starts=10_000, seed=seed, verbose=0, device="cpu")
-    curve_path = workdir / "learning_curve.csv"
-    new_curve = not curve_path.exists()
+        # A warm start keeps the entropy bonus small: SAC's default initial coefficient of 1 pulls the squashed
+        # Gaussian's means toward 0 (where tanh's log-det is largest) and stopped the trained gait within 5k steps.
+        ent_coef = "auto_0.01" if warm_start is not None else "auto"
+        model = algorithm("MlpPolicy", env, learning_starts=10_000, ent_coef=ent_coef, seed=seed, verbose=0, device="cpu")
+        if warm_start is not None:
+            load_actor_weights(model, warm_start)
+            model.learning_starts = 256
+            model.actor_frozen_until = actor_frozen_steps
+            start_row = {"steps": 0, "minutes": 0.0, **evaluate(AntController.load(warm_start)), "mean_return": float("nan")}
+            _append_row(curve_path, start_row)
     started = time.time()
     while model.num_timesteps < total_steps:
         chunk = min(checkpoint_every - model.num_timesteps % checkpoint_every, total_steps - model.num_timesteps)
@@ -336,17 +514,23 @@ def train_controller(
         for old in sorted(glob.glob(str(workdir / "sac_*_steps*")), key=os.path.getmtime)[:-2]:
             os.remove(old)
         export_controller(model, workdir / "controller.npz")
-        result = reach_rate(
-            AntController.load(workdir / "controller.npz"), n_trials=eval_trials, seed=10_000, action_noise=action_noise
-        )
+        result = evaluate(AntController.load(workdir / "controller.npz"))
         returns = [float(r) for r in env.get_episode_rewards()[-20:]]
-        row = {"steps": steps, "minutes": round((time.time() - started) / 60, 1), **result, "mean_return": np.mean(returns)}
-        with open(curve_path, "a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(row))
-            if new_curve:
-                writer.writeheader()
-                new_curve = False
-            writer.writerow(row)
-        print(", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()))
+        minutes = round((time.time() - started) / 60, 1)
+        _append_row(curve_path, {"steps": steps, "minutes": minutes, **result, "mean_return": np.mean(returns)})
     export_controller(model, output)
-    return reach_rate(AntController.load(output), n_trials=100, action_noise=action_noise)
+    return evaluate(AntController.load(output))
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    """Append ``row`` to a CSV (a header first in a new file) and print it."""
+    new = not path.exists()
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    print(
+        ", ".join(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}" for key, value in row.items()),
+        flush=True,
+    )

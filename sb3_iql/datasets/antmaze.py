@@ -26,45 +26,14 @@ import minari
 import numpy as np
 from tqdm.auto import tqdm
 
-from sb3_iql.common.episodes import episode_buffer
-from sb3_iql.common.goal_reaching import paper_task_env
+from sb3_iql.data.episodes import episode_buffer
 from sb3_iql.datasets.ant_controller import DATA_ACTION_NOISE, AntController, fell_over
-from sb3_iql.datasets.maze import CellPlanner
+from sb3_iql.datasets.maze import CellWaypoints
 from sb3_iql.datasets.recording import write_dataset
+from sb3_iql.tasks.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, paper_task_env
 
-R, G = "r", "g"
 D4RL_TRANSITIONS = 1_000_000
-WAYPOINT_RADIUS = 0.45
-WAYPOINT_JITTER = 0.2
 REFERENCE_EPISODES = 100
-
-# Minari's EVAL_ENV_MAPS: the fixed start "r" and goal "g" of evaluation.
-EVAL_MAPS = {
-    "umaze": [[1, 1, 1, 1, 1], [1, 0, 0, R, 1], [1, 0, 1, 1, 1], [1, 0, 0, G, 1], [1, 1, 1, 1, 1]],
-    "medium": [
-        [1, 1, 1, 1, 1, 1, 1, 1],
-        [1, R, 0, 1, 1, 0, 0, 1],
-        [1, 0, 0, 1, 0, 0, 0, 1],
-        [1, 1, 0, 0, 0, 1, 1, 1],
-        [1, 0, 0, 1, 0, 0, 0, 1],
-        [1, 0, 1, 0, 0, 1, 0, 1],
-        [1, 0, 0, 0, 1, 0, G, 1],
-        [1, 1, 1, 1, 1, 1, 1, 1],
-    ],
-    "large": [
-        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-        [1, R, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1],
-        [1, 0, 1, 1, 0, 1, 0, 1, 0, 1, 0, 1],
-        [1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1],
-        [1, 0, 1, 1, 1, 1, 0, 1, 1, 1, 0, 1],
-        [1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 1],
-        [1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 1, 1],
-        [1, 0, 0, 1, 0, 0, 0, 1, 0, G, 0, 1],
-        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
-    ],
-}
-# antmaze-umaze-v1 collects with the goal top-left and the start bottom-left; the others use the env's default map.
-UMAZE_DATA_MAP = [[1, 1, 1, 1, 1], [1, G, 0, 0, 1], [1, 1, 1, 0, 1], [1, R, 0, 0, 1], [1, 1, 1, 1, 1]]
 
 
 @dataclass(frozen=True)
@@ -112,9 +81,8 @@ def make_eval_env_spec(name: str) -> gym.envs.registration.EnvSpec:
 
 class WaypointAnt:
     """
-    Walk the ant to the maze's goal along the shortest path of cells: the ant controller is given the
-    centre of the next cell (slightly jittered) until it comes within ``WAYPOINT_RADIUS``, then the next
-    one, and in the goal's cell the goal itself. Called with AntMaze's Dict observation.
+    Walk the ant to the maze's goal along the shortest path of cells (``CellWaypoints``): the ant
+    controller is given the next waypoint, with Gaussian action noise. Called with AntMaze's Dict observation.
 
     :param maze_env: The AntMaze env (its ``unwrapped.maze`` gives the geometry)
     :param controller: The goal-reaching ant
@@ -123,42 +91,18 @@ class WaypointAnt:
     """
 
     def __init__(self, maze_env: gym.Env, controller: AntController, noise: float, rng: np.random.Generator):
-        self.planner = CellPlanner(maze_env.unwrapped.maze)
+        self.waypoints = CellWaypoints(maze_env.unwrapped.maze, rng)
         self.controller = controller
         self.noise = noise
         self.rng = rng
-        self.waypoint_cell: tuple[int, int] | None = None
-        self.waypoint = np.zeros(2)
-        self.goal = np.full(2, np.nan)
 
     def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        position, goal = observation["achieved_goal"], observation["desired_goal"]
-        if not np.allclose(goal, self.goal) or self._lost(position):
-            self.goal = goal.copy()
-            self._aim(self.planner.cell_of(position))
-        elif self.waypoint_cell is not None and np.linalg.norm(self.waypoint - position) <= WAYPOINT_RADIUS:
-            self._aim(self.waypoint_cell)
-        action = self.controller.act(observation["observation"], position, self.waypoint)
+        position = observation["achieved_goal"]
+        waypoint = self.waypoints(position, observation["desired_goal"])
+        action = self.controller.act(observation["observation"], position, waypoint)
         if self.noise:
             action = action + self.noise * self.rng.standard_normal(action.shape)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
-
-    def _lost(self, position: np.ndarray) -> bool:
-        """Whether the ant is no longer in or next to its waypoint's cell (a reset, or a push off the path)."""
-        if self.waypoint_cell is None:
-            return False
-        row, col = self.planner.cell_of(position)
-        return abs(row - self.waypoint_cell[0]) + abs(col - self.waypoint_cell[1]) > 1
-
-    def _aim(self, from_cell: tuple[int, int]) -> None:
-        goal_cell = self.planner.cell_of(self.goal)
-        next_cell = self.planner.next_cell_toward(goal_cell).get(from_cell, goal_cell)
-        if from_cell == goal_cell or next_cell == goal_cell:
-            self.waypoint_cell, self.waypoint = None, self.goal.copy()
-            return
-        self.waypoint_cell = next_cell
-        centre = self.planner.maze.cell_rowcol_to_xy(np.array(next_cell))
-        self.waypoint = centre - self.rng.uniform(size=2) * WAYPOINT_JITTER
 
 
 def collect(
@@ -215,7 +159,7 @@ def planner_success(
     This bounds what a dataset can teach: an ant that falls or dawdles here leaves few successes to learn from.
 
     :return: ``success_rate``, ``fell_over`` (share of episodes the ant ended on its back or belly),
-        ``mean_steps`` of the successful episodes
+        ``mean_steps`` and ``median_steps`` of the successful episodes
     """
     collection = make_collection_env(name)
     env = paper_task_env(collection)
@@ -238,6 +182,7 @@ def planner_success(
         "success_rate": float(np.mean(successes)),
         "fell_over": fallen / n_episodes,
         "mean_steps": float(np.mean(steps)) if steps else float("nan"),
+        "median_steps": float(np.median(steps)) if steps else float("nan"),
     }
 
 

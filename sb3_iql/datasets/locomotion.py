@@ -20,7 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
 
-from sb3_iql.common.episodes import Policy, rollout_transitions, split_episodes
+from sb3_iql.data.episodes import Policy, rollout_transitions, split_episodes
 from sb3_iql.datasets.recording import write_dataset
 
 ENV_IDS = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}

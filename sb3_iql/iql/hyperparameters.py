@@ -98,3 +98,22 @@ def paper_hyperparameters(domain: str) -> dict[str, Any]:
     if domain not in DOMAINS:
         raise ValueError(f"Unknown domain '{domain}': choose one of {sorted(DOMAINS)}.")
     return {**copy.deepcopy(COMMON), **copy.deepcopy(DOMAINS[domain])}
+
+
+def infer_domain(dataset_id: str, finetune: bool = False) -> str:
+    """
+    :param dataset_id: A Minari dataset id (D4RL's, Minari's or sb3-iql's names)
+    :param finetune: The offline -> online preset where the domain has one
+    :return: The paper's hyperparameter domain for the dataset, from its name
+    """
+    name = dataset_id.lower()
+    if "maze" in name:
+        return "antmaze_finetune" if finetune else "antmaze"
+    if "binary" in name:
+        # Table 2's binary tasks were trained offline with the finetuning config.
+        return "adroit_finetune"
+    if any(task in name for task in ("door", "pen", "hammer", "relocate")):
+        return "adroit_finetune" if finetune else "adroit"
+    if "kitchen" in name:
+        return "kitchen"
+    return "locomotion"

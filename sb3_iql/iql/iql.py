@@ -13,9 +13,9 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, PyTorch
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.compile import CompiledStep
 from sb3_iql.common.offline_algorithm import OfflineOffPolicyAlgorithm
-from sb3_iql.common.offline_data import OfflineData
 from sb3_iql.common.optimizers import minimize, set_learning_rate
-from sb3_iql.common.wrappers import flatten_dict_observation
+from sb3_iql.data.readers import OfflineData
+from sb3_iql.data.spaces import flatten_dict_observation
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
 from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
 
@@ -76,7 +76,7 @@ class IQL(OfflineOffPolicyAlgorithm):
         cores, after a compilation of 20-30 s (~5 s once inductor's on-disk cache holds it); worth it for long runs.
         Falls back to eager execution, with a warning, where compiling fails.
     :param goal_semantics: For goal-reaching Minari datasets (AntMaze), the paper's task instead of the data as
-        recorded: reaching the goal is terminal and the steps after it are dropped (``sb3_iql.common.goal_reaching``);
+        recorded: reaching the goal is terminal and the steps after it are dropped (``sb3_iql.data.goals``);
         ``"evaluation"`` relabels every episode against the fixed evaluation goal (D4RL's single-goal task),
         ``"episode"`` keeps each episode's own goal; ``eval_env="dataset"`` then evaluates in the paper's
         terminating maze and scores 100 x the success rate. None (default): the data as recorded.
@@ -259,12 +259,17 @@ class IQL(OfflineOffPolicyAlgorithm):
         self.logger.record("train/actor_lr", float(self.actor.optimizer.param_groups[0]["lr"]))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
+    def _set_learning_rates(self, learning_rate: float, actor_learning_rate: float | None = None) -> None:
+        """The one place the lrs are set: V's and the critics', and the actor's (the offline cosine decay's, if given)."""
+        set_learning_rate(self.value.optimizer, learning_rate)
+        set_learning_rate(self.critic.optimizer, learning_rate)
+        set_learning_rate(self.actor.optimizer, learning_rate if actor_learning_rate is None else actor_learning_rate)
+
     # -- online training (SB3's learn) ------------------------------------------------------
     def _update_learning_rate(self, optimizers: Union[list[th.optim.Optimizer], th.optim.Optimizer]) -> None:
         learning_rate = self.lr_schedule(self._current_progress_remaining)
         self.logger.record("train/learning_rate", learning_rate)
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
-            set_learning_rate(optimizer, learning_rate)
+        self._set_learning_rates(learning_rate)
 
     def train(self, gradient_steps: int, batch_size: int = 256) -> None:
         self.policy.set_training_mode(True)
@@ -299,10 +304,11 @@ class IQL(OfflineOffPolicyAlgorithm):
 
     # -- offline training (OfflineOffPolicyAlgorithm's learn_offline) ------------------------
     def _offline_gradient_step(self, batch: ReplayBufferSamples, step: int, total_steps: int) -> th.Tensor:
-        base_lr = self.lr_schedule(1.0)
+        learning_rate = self.lr_schedule(1.0)
+        actor_learning_rate = learning_rate
         if self.actor_lr_schedule == "cosine":
-            base_lr *= 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-        set_learning_rate(self.actor.optimizer, base_lr)
+            actor_learning_rate *= 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+        self._set_learning_rates(learning_rate, actor_learning_rate)
         return th.stack(self._gradient_step(batch))
 
     def _on_new_data(self, data: OfflineData) -> None:

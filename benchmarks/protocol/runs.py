@@ -1,12 +1,4 @@
-"""
-What the Table 1 (offline.py) and Table 2 (finetune.py) runners share: runs that resume, a process
-pool or Ray to run them, the paper's numbers, and the CSV / markdown / PNG outputs.
-
-A run is one (algorithm, dataset, seed). It lives in ``<out>/runs/<algo>/<dataset>/seed<k>/``:
-``model.zip`` (+ ``replay_buffer.pkl`` online) saved at every evaluation, ``evaluations.csv``,
-and ``done.json`` once finished; a finished run is read back, an unfinished one resumes from its
-last checkpoint.
-"""
+"""Runs: one (algorithm, dataset, seed) each, resumable from its checkpoint, run in a process pool or on Ray."""
 
 import csv
 import json
@@ -14,7 +6,6 @@ import math
 import os
 import re
 import time
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -29,19 +20,12 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_iql import IQL, IQLEvalCallback
-from sb3_iql.common.goal_reaching import paper_eval_env
-from sb3_iql.common.offline_data import dataset_transitions, load_minari_dataset, normalized_score
+from sb3_iql.data.goals import evaluation_env
+from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
+from sb3_iql.data.scores import episode_scores
+from sb3_iql.tasks.antmaze import is_antmaze
 
-PAPER = json.loads((Path(__file__).with_name("paper_numbers.json")).read_text())
 EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
-ALGOS = ("iql", "bc", "bc10", "iql-naive", "iql-relabel")
-ALGO_TITLES = {
-    "iql": "IQL (ours)",
-    "bc": "BC",
-    "bc10": "10% BC",
-    "iql-naive": "IQL, data as recorded",
-    "iql-relabel": "IQL, relabelled to the fixed goal",
-}
 
 
 @dataclass(frozen=True)
@@ -79,82 +63,25 @@ class RunSpec:
         return Path(self.out) / "runs" / self.algo / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset) / f"seed{self.seed}"
 
 
-def paper_name(dataset_id: str) -> str | None:
-    """:return: The paper's name for the dataset a Minari id stands for, if it is one of the paper's."""
-    return PAPER["aliases"].get(dataset_id)
-
-
-def paper_domain(name: str | None) -> str | None:
-    """:return: The Table 1 domain of a paper dataset name (e.g. ``antmaze-v0``)."""
-    return next((domain for domain, scores in PAPER["table1"].items() if name in scores), None)
-
-
-TABLE2_ONLY = "Table 2 tasks (offline phase)"
-NOT_IN_PAPER = "not in the paper"
-
-
-def table_group(name: str | None) -> str:
-    """:return: The block a dataset goes in: its Table 1 domain, Table 2's tasks, or not in the paper."""
-    return paper_domain(name) or (TABLE2_ONLY if name in PAPER["table2"] else NOT_IN_PAPER)
-
-
-def paper_offline_score(name: str | None) -> float | None:
-    """:return: The paper's offline IQL score: Table 1, else the offline half of Table 2."""
-    domain = paper_domain(name)
-    if domain is not None:
-        return PAPER["table1"][domain][name]
-    return PAPER["table2"][name][0] if name in PAPER["table2"] else None
-
-
-def is_antmaze(dataset_id: str) -> bool:
-    """Whether the dataset is an AntMaze one: evaluated in the paper's terminating maze, scored 100 x success rate."""
-    return "antmaze" in dataset_id.lower()
-
-
-def episode_scores(dataset: minari.MinariDataset) -> np.ndarray | None:
-    """:return: The normalized score of each of the dataset's episodes, in order; None without reference scores."""
-    return normalized_score(dataset, np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()]))
-
-
 def data_score(dataset_id: str) -> float | None:
     """
     :return: The mean normalized score of the dataset's own episodes, on the scale its runs are scored on;
         None without reference scores, and for AntMaze, scored by a success rate its continuing episodes lack
     """
-    if is_antmaze(dataset_id):
+    dataset = load_minari_dataset(dataset_id)
+    if is_antmaze(dataset):
         return None
-    scores = episode_scores(load_minari_dataset(dataset_id))
+    scores = episode_scores(dataset)
     return None if scores is None else float(scores.mean())
-
-
-def evaluation_env(dataset: minari.MinariDataset) -> gym.Env:
-    """The env runs are evaluated (and AntMaze runs finetuned) in: the paper's for AntMaze, else the dataset's own."""
-    if is_antmaze(dataset.spec.dataset_id):
-        return paper_eval_env(dataset)
-    return dataset.recover_environment(eval_env=True)
-
-
-def infer_domain(dataset_id: str, finetune: bool = False) -> str:
-    """The paper's hyperparameter domain for a dataset id, from its name."""
-    name = dataset_id.lower()
-    if "maze" in name:
-        return "antmaze_finetune" if finetune else "antmaze"
-    if "binary" in name:
-        # Table 2's binary tasks were trained offline with the finetuning config.
-        return "adroit_finetune"
-    if any(task in name for task in ("door", "pen", "hammer", "relocate")):
-        return "adroit_finetune" if finetune else "adroit"
-    if "kitchen" in name:
-        return "kitchen"
-    return "locomotion"
 
 
 # -- runs -------------------------------------------------------------------------------------
 class CheckpointingEval(IQLEvalCallback):
     """IQLEvalCallback that also saves the model (and online the replay buffer) after each evaluation."""
 
-    def __init__(self, spec: RunSpec, phase: str, step_offset: int, eval_env: gym.Env, dataset: minari.MinariDataset):
-        super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes, score_success=is_antmaze(spec.dataset))
+    def __init__(self, spec: RunSpec, phase: str, step_offset: int, dataset: minari.MinariDataset):
+        eval_env, score_success = evaluation_env(dataset)
+        super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes, score_success=score_success)
         self.spec, self.phase, self.step_offset = spec, phase, step_offset
         self.eval_env.seed(spec.seed)  # evaluation episodes repeat with the run's seed
 
@@ -242,7 +169,7 @@ def top_episodes(dataset: minari.MinariDataset, fraction: float = 0.1) -> minari
 def new_model(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None = None) -> IQL:
     """IQL with the domain's paper hyperparameters; BC variants weigh every action equally (beta 0)."""
     kwargs = IQL.paper_hyperparameters(spec.domain)
-    if not is_antmaze(spec.dataset) or spec.algo == "iql-naive":
+    if not is_antmaze(dataset) or spec.algo == "iql-naive":
         # The paper's AntMaze task semantics; PointMaze data already terminates at its goal.
         kwargs.pop("goal_semantics", None)
     elif spec.algo == "iql-relabel":
@@ -284,13 +211,13 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     train_data = top_episodes(dataset) if spec.algo == "bc10" else dataset
     # AntMaze finetunes in the paper's terminating maze, not the continuing env the data was collected in.
     online_env = (
-        (evaluation_env(dataset) if is_antmaze(spec.dataset) else dataset.recover_environment()) if spec.online_steps else None
+        (evaluation_env(dataset)[0] if is_antmaze(dataset) else dataset.recover_environment()) if spec.online_steps else None
     )
     model, phase = resume_or_start(spec, dataset, online_env)
     if phase == "offline":
         remaining = spec.offline_steps - model.num_timesteps
         if remaining > 0:
-            evaluation = CheckpointingEval(spec, "offline", 0, evaluation_env(dataset), dataset)
+            evaluation = CheckpointingEval(spec, "offline", 0, dataset)
             progress = RunProgress(spec, "offline", spec.offline_steps)
             model.learn_offline(
                 train_data, remaining, callback=[evaluation, progress], reset_num_timesteps=model.num_timesteps == 0
@@ -305,7 +232,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         model.load_dataset(train_data)  # a reloaded model has no buffer; finetuning starts from the dataset
         remaining = spec.online_steps - model.num_timesteps
         if remaining > 0:
-            evaluation = CheckpointingEval(spec, "online", spec.offline_steps, evaluation_env(dataset), dataset)
+            evaluation = CheckpointingEval(spec, "online", spec.offline_steps, dataset)
             model.learn(
                 remaining, callback=[evaluation, RunProgress(spec, "online", spec.online_steps)], reset_num_timesteps=False
             )
@@ -328,7 +255,8 @@ def run_all(specs: Sequence[RunSpec], workers: int, ray_address: str | None = No
 
         env_vars = {key: os.environ[key] for key in ("MINARI_DATASETS_PATH", "HF_HUB_OFFLINE") if key in os.environ}
         # Workers import this module by name; on a cluster the checkout must sit at the same path on every node.
-        env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+        benchmarks = str(Path(__file__).resolve().parents[1])
+        env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [benchmarks, os.environ.get("PYTHONPATH")]))
         ray.init(address=ray_address, runtime_env={"env_vars": env_vars})
         remote_run = ray.remote(num_cpus=1)(run)
         ray.get([remote_run.remote(spec) for spec in specs])
@@ -343,113 +271,3 @@ def run_all(specs: Sequence[RunSpec], workers: int, ray_address: str | None = No
         for done, future in enumerate(as_completed([pool.submit(run, spec) for spec in specs]), 1):
             future.result()
             print(f"runs done: {done}/{len(specs)}", flush=True)
-
-
-# -- outputs ----------------------------------------------------------------------------------
-def collect_rows(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
-    rows = [row for spec in specs for row in read_rows(spec.directory / "evaluations.csv")]
-    for row in rows:
-        row["seed"], row["step"] = int(row["seed"]), int(row["step"])
-        row["normalized_score"] = float(row["normalized_score"]) if row["normalized_score"] != "" else math.nan
-    return rows
-
-
-def final_scores(rows: Sequence[dict[str, Any]], phase: str) -> dict[tuple[str, str], dict[int, float]]:
-    """:return: ``{(algo, dataset): {seed: normalized score at the phase's last evaluation}}``."""
-    last: dict[tuple[str, str, int], tuple[int, float]] = {}
-    for row in rows:
-        if row["phase"] == phase:
-            key = (row["algo"], row["dataset"], row["seed"])
-            if key not in last or row["step"] >= last[key][0]:
-                last[key] = (row["step"], row["normalized_score"])
-    scores: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
-    for (algo, dataset, seed), (_, score) in last.items():
-        scores[(algo, dataset)][seed] = score
-    return scores
-
-
-def mean_std(values: Sequence[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "-"
-
-
-def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, EVAL_FIELDS)
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda row: (row["algo"], row["dataset"], row["seed"], row["step"])))
-
-
-def write_markdown(out: str | Path, name: str, lines: Sequence[str]) -> None:
-    """Print a markdown table and write it to ``<out>/<name>`` (the folder made if need be)."""
-    markdown = "\n".join(lines)
-    path = Path(out) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown + "\n")
-    print(markdown)
-    print(f"\nWrote {path}")
-
-
-def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary: int | None = None) -> None:
-    """One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    datasets = sorted({row["dataset"] for row in rows})
-    columns = min(3, len(datasets))
-    figure, axes = plt.subplots(
-        math.ceil(len(datasets) / columns),
-        columns,
-        figsize=(5 * columns, 3.5 * math.ceil(len(datasets) / columns)),
-        squeeze=False,
-    )
-    for axis, dataset in zip(axes.flat, datasets):
-        for algo in ALGOS:
-            curve: dict[int, list[float]] = defaultdict(list)
-            for row in rows:
-                if row["dataset"] == dataset and row["algo"] == algo:
-                    curve[row["step"]].append(row["normalized_score"])
-            if curve:
-                steps = np.array(sorted(curve))
-                means = np.array([np.mean(curve[s]) for s in steps])
-                stds = np.array([np.std(curve[s]) for s in steps])
-                axis.plot(steps, means, label=ALGO_TITLES[algo])
-                axis.fill_between(steps, means - stds, means + stds, alpha=0.2)
-        if boundary:
-            axis.axvline(boundary, color="grey", linestyle="--", linewidth=1)
-        axis.set_title(dataset, fontsize=9)
-        axis.set_xlabel("step")
-        axis.set_ylabel("normalized score")
-        axis.legend(fontsize=7)
-    for axis in list(axes.flat)[len(datasets) :]:
-        axis.set_visible(False)
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None:
-    """Arguments both runners take."""
-    parser.add_argument("datasets", nargs="+", help="Minari dataset ids (local, or downloadable)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (paper: 10 offline, 5 finetuning)")
-    parser.add_argument("--offline-steps", type=int, default=default_steps, help="gradient steps offline (paper: 1M)")
-    parser.add_argument("--eval-freq", type=int, default=default_eval_freq, help="steps between evaluations")
-    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: paper's: 100 maze, 10 else)")
-    parser.add_argument("--domain", help="hyperparameter domain for every dataset (default: from the dataset id)")
-    parser.add_argument("--out", default="benchmarks/results", help="output folder (runs resume from here)")
-    parser.add_argument("--compile", action="store_true", help="compile each run's gradient step (faster for long runs)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (each uses one thread)")
-    parser.add_argument("--ray", action="store_true", help="run with Ray instead of a local process pool")
-    parser.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
-
-
-def default_eval_episodes(dataset_id: str) -> int:
-    """The paper evaluates AntMaze with 100 episodes and the other domains with 10."""
-    return 100 if "maze" in dataset_id.lower() else 10
-
-
-def dispatch(specs: Sequence[RunSpec], args) -> list[dict[str, Any]]:
-    run_all(specs, args.workers, args.ray_address, args.ray)
-    return collect_rows(specs)

@@ -1,0 +1,33 @@
+"""The runners' shared command line."""
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from protocol.reports import collect_rows
+from protocol.runs import RunSpec, run_all
+
+
+def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None:
+    """Arguments both runners take."""
+    parser.add_argument("datasets", nargs="+", help="Minari dataset ids (local, or downloadable)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (paper: 10 offline, 5 finetuning)")
+    parser.add_argument("--offline-steps", type=int, default=default_steps, help="gradient steps offline (paper: 1M)")
+    parser.add_argument("--eval-freq", type=int, default=default_eval_freq, help="steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: paper's: 100 maze, 10 else)")
+    parser.add_argument("--domain", help="hyperparameter domain for every dataset (default: from the dataset id)")
+    parser.add_argument("--out", default="benchmarks/results", help="output folder (runs resume from here)")
+    parser.add_argument("--compile", action="store_true", help="compile each run's gradient step (faster for long runs)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (each uses one thread)")
+    parser.add_argument("--ray", action="store_true", help="run with Ray instead of a local process pool")
+    parser.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
+
+
+def default_eval_episodes(dataset_id: str) -> int:
+    """The paper evaluates AntMaze with 100 episodes and the other domains with 10."""
+    return 100 if "maze" in dataset_id.lower() else 10
+
+
+def dispatch(specs: Sequence[RunSpec], args) -> list[dict[str, Any]]:
+    run_all(specs, args.workers, args.ray_address, args.ray)
+    return collect_rows(specs)

@@ -1,0 +1,105 @@
+"""Reports: evaluation rows read back, final scores, CSV, markdown and learning-curve PNGs."""
+
+import csv
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from protocol.runs import EVAL_FIELDS, RunSpec, read_rows
+
+ALGOS = ("iql", "bc", "bc10", "iql-naive", "iql-relabel")
+ALGO_TITLES = {
+    "iql": "IQL (ours)",
+    "bc": "BC",
+    "bc10": "10% BC",
+    "iql-naive": "IQL, data as recorded",
+    "iql-relabel": "IQL, relabelled to the fixed goal",
+}
+
+
+def collect_rows(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+    rows = [row for spec in specs for row in read_rows(spec.directory / "evaluations.csv")]
+    for row in rows:
+        row["seed"], row["step"] = int(row["seed"]), int(row["step"])
+        row["normalized_score"] = float(row["normalized_score"]) if row["normalized_score"] != "" else math.nan
+    return rows
+
+
+def final_scores(rows: Sequence[dict[str, Any]], phase: str) -> dict[tuple[str, str], dict[int, float]]:
+    """:return: ``{(algo, dataset): {seed: normalized score at the phase's last evaluation}}``."""
+    last: dict[tuple[str, str, int], tuple[int, float]] = {}
+    for row in rows:
+        if row["phase"] == phase:
+            key = (row["algo"], row["dataset"], row["seed"])
+            if key not in last or row["step"] >= last[key][0]:
+                last[key] = (row["step"], row["normalized_score"])
+    scores: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
+    for (algo, dataset, seed), (_, score) in last.items():
+        scores[(algo, dataset)][seed] = score
+    return scores
+
+
+def mean_std(values: Sequence[float]) -> str:
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "-"
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, EVAL_FIELDS)
+        writer.writeheader()
+        writer.writerows(sorted(rows, key=lambda row: (row["algo"], row["dataset"], row["seed"], row["step"])))
+
+
+def write_markdown(out: str | Path, name: str, lines: Sequence[str]) -> None:
+    """Print a markdown table and write it to ``<out>/<name>`` (the folder made if need be)."""
+    markdown = "\n".join(lines)
+    path = Path(out) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(markdown + "\n")
+    print(markdown)
+    print(f"\nWrote {path}")
+
+
+def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary: int | None = None) -> None:
+    """One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({row["dataset"] for row in rows})
+    columns = min(3, len(datasets))
+    figure, axes = plt.subplots(
+        math.ceil(len(datasets) / columns),
+        columns,
+        figsize=(5 * columns, 3.5 * math.ceil(len(datasets) / columns)),
+        squeeze=False,
+    )
+    for axis, dataset in zip(axes.flat, datasets):
+        for algo in ALGOS:
+            curve: dict[int, list[float]] = defaultdict(list)
+            for row in rows:
+                if row["dataset"] == dataset and row["algo"] == algo:
+                    curve[row["step"]].append(row["normalized_score"])
+            if curve:
+                steps = np.array(sorted(curve))
+                means = np.array([np.mean(curve[s]) for s in steps])
+                stds = np.array([np.std(curve[s]) for s in steps])
+                axis.plot(steps, means, label=ALGO_TITLES[algo])
+                axis.fill_between(steps, means - stds, means + stds, alpha=0.2)
+        if boundary:
+            axis.axvline(boundary, color="grey", linestyle="--", linewidth=1)
+        axis.set_title(dataset, fontsize=9)
+        axis.set_xlabel("step")
+        axis.set_ylabel("normalized score")
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(datasets) :]:
+        axis.set_visible(False)
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
