@@ -1,7 +1,12 @@
 """An SB3 off-policy algorithm that also trains from offline data: ``learn_offline`` beside SB3's ``learn``."""
 
+import math
+import os
+import pathlib
+import pickle
 import time
 import warnings
+import zipfile
 from typing import TypeVar, Union
 
 import gymnasium as gym
@@ -17,12 +22,12 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.callbacks import IQLEvalCallback, OfflineProgressBarCallback
-from sb3_iql.common.save_util import save_atomically
+from sb3_iql.common.save_util import final_path, save_atomically
 from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess
 from sb3_iql.data.goals import evaluation_env
 from sb3_iql.data.preparation import ACTION_CLIP, buffer_fields, check_fits
 from sb3_iql.data.readers import DatasetLike, OfflineData, load_offline_data
-from sb3_iql.data.spaces import flatten_dict_observation, has_nested_dict
+from sb3_iql.data.spaces import flatten_dict_observation, flatten_dict_space, has_nested_dict, space_mismatch
 
 SelfOfflineAlgorithm = TypeVar("SelfOfflineAlgorithm", bound="OfflineOffPolicyAlgorithm")
 
@@ -56,9 +61,35 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         """
         raise NotImplementedError
 
-    def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
-        """Log the statistics of the last ``n_steps`` gradient steps (their sum is ``stats_sum``)."""
+    def _record_stats(self, means: list[float]) -> None:
+        """Log the statistics of a logging interval: the mean of each over its gradient steps (``stat_names``' order)."""
         raise NotImplementedError
+
+    #: Names of the statistics ``_offline_gradient_step`` returns, in order.
+    stat_names: tuple[str, ...] = ()
+
+    def _log_interval_stats(self, stats_sum: th.Tensor, n_steps: int, n_finite: th.Tensor | int, first_step: int) -> None:
+        """
+        Read a logging interval's statistics from the device (the one sync of the interval), stop the run if a
+        loss went non-finite in it, and log their means.
+
+        :param stats_sum: The statistics summed over the interval's steps
+        :param n_steps: Gradient steps in the interval
+        :param n_finite: How many of them had only finite statistics (a NaN weight stays NaN, so they came first)
+        :param first_step: The number of the interval's first gradient step
+        """
+        values = th.cat([stats_sum.detach().flatten(), th.as_tensor(n_finite, device=stats_sum.device).reshape(1)]).tolist()
+        sums, finite_steps = values[:-1], int(values[-1])
+        if finite_steps < n_steps:
+            bad = [name for name, value in zip(self.stat_names, sums) if not math.isfinite(value)] or list(self.stat_names)
+            raise FloatingPointError(
+                f"Training diverged: {', '.join(bad)} became NaN or inf at gradient step {first_step + finite_steps + 1} "
+                "and the networks now hold non-finite weights, so the run stops here. Likely causes: rewards far off "
+                "the scale the hyperparameters expect (set reward_scale, or reward_scale='return_range'), a learning rate "
+                "too high, or data rows that are valid numbers but absurd (huge observations or rewards). Saves of a "
+                "diverged model are refused, so the last checkpoint written before that step is intact."
+            )
+        self._record_stats([value / max(n_steps, 1) for value in sums])
 
     # -- envs and observations --------------------------------------------------------------
     @staticmethod
@@ -237,7 +268,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
 
     def _run_offline_steps(self, callback: BaseCallback, log_interval: int) -> None:
         schedule_start, total_steps = self._offline_schedule_start, self._total_timesteps
-        stats_sum, log_steps = None, 0
+        stats_sum, log_steps, n_finite, first_step = None, 0, 0, self.num_timesteps
         while self.num_timesteps < total_steps:
             # Evaluations (ours, SB3's EvalCallback, user callbacks) call predict(), which leaves eval mode on.
             if not self.policy.training:
@@ -245,16 +276,17 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             batch = self.replay_buffer.sample(self.batch_size)
             stats = self._offline_gradient_step(batch, self.num_timesteps - schedule_start, total_steps - schedule_start)
             stats_sum = stats if stats_sum is None else stats_sum + stats
+            n_finite = th.isfinite(stats).all().to(stats.dtype) + n_finite  # stays on the device until the next log
             self.num_timesteps += 1
             self._n_updates += 1
             log_steps += 1
             if not callback.on_step():
                 break
             if log_interval > 0 and self.num_timesteps % log_interval == 0:
-                self._dump_offline_logs(stats_sum, log_steps)
-                stats_sum, log_steps = None, 0
+                self._dump_offline_logs(stats_sum, log_steps, n_finite, first_step)
+                stats_sum, log_steps, n_finite, first_step = None, 0, 0, self.num_timesteps
         if log_steps:
-            self._dump_offline_logs(stats_sum, log_steps)
+            self._dump_offline_logs(stats_sum, log_steps, n_finite, first_step)
 
     def _setup_offline_learn(
         self,
@@ -279,7 +311,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             self._offline_schedule_start = 0 if reset_num_timesteps else self.num_timesteps
         if self.env is not None:
             _, callback_list = self._setup_learn(total_timesteps, callbacks, reset_num_timesteps, tb_log_name, False)
-            return callback_list
+            return callback_list  # _setup_learn checked the callbacks' envs
         self.start_time = time.time_ns()
         if reset_num_timesteps:
             self.num_timesteps = 0
@@ -287,7 +319,9 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         self._num_timesteps_at_start = self.num_timesteps
         if not self._custom_logger:
             self._logger = configure_logger(self.verbose, self.tensorboard_log, tb_log_name, reset_num_timesteps)
-        return self._init_callback(callbacks, progress_bar=False)
+        callback_list = self._init_callback(callbacks, progress_bar=False)
+        self._check_callback_envs(callback_list)
+        return callback_list
 
     def _offline_callbacks(
         self,
@@ -323,9 +357,9 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             callbacks.append(OfflineProgressBarCallback())
         return CallbackList(callbacks)
 
-    def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int) -> None:
+    def _dump_offline_logs(self, stats_sum: th.Tensor, n_steps: int, n_finite: th.Tensor | int, first_step: int) -> None:
         elapsed = max((time.time_ns() - self.start_time) / 1e9, 1e-9)
-        self._record_stats(stats_sum, n_steps)
+        self._log_interval_stats(stats_sum, n_steps, n_finite, first_step)
         self.logger.record("time/gradient_steps", self.num_timesteps)
         self.logger.record("time/steps_per_second", int((self.num_timesteps - self._num_timesteps_at_start) / elapsed))
         self.logger.record("time/time_elapsed", int(elapsed), exclude="tensorboard")
@@ -342,19 +376,95 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     ) -> tuple[int, BaseCallback]:
         if self.replay_buffer is not None and self.replay_buffer.holds_any_dataset():
             self._check_no_vec_normalize()
-        return super()._setup_learn(total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar)
+        total_timesteps, callback = super()._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        self._check_callback_envs(callback)
+        return total_timesteps, callback
+
+    def _check_callback_envs(self, callback: BaseCallback) -> None:
+        """
+        Refuse, before the first step, any env a callback will evaluate in (its ``eval_env``: SB3's ``EvalCallback``,
+        ``IQLEvalCallback``) whose spaces do not fit the model: found at the first evaluation, the mismatch would
+        cost every step before it.
+        """
+        for each in _callbacks_in(callback):
+            env = getattr(each, "eval_env", None)
+            if env is None:
+                continue
+            mismatch = space_mismatch(
+                flatten_dict_space(env.observation_space), flatten_dict_space(self.observation_space), what="eval env"
+            ) or space_mismatch(env.action_space, self.action_space, compare_bounds=True, what="eval env")
+            if mismatch:
+                raise ValueError(
+                    f"The evaluation env of {type(each).__name__} does not fit the model: {mismatch}. Evaluate in an env "
+                    "of the task the model is trained on (for a Minari dataset: eval_env='dataset')."
+                )
 
     # -- saving -----------------------------------------------------------------------------
     def save(self, path, exclude=None, include=None) -> None:  # type: ignore[no-untyped-def]
-        """SB3's ``save``, written to a temporary file and renamed over ``path``: an interrupted save keeps the old file."""
+        """
+        SB3's ``save``, written to a temporary file and renamed over ``path``: an interrupted save keeps the old file.
+        A model whose weights are no longer finite (a diverged run) is refused, so it never replaces a good checkpoint.
+        """
+        if self.policy is not None and not all(bool(th.isfinite(param).all()) for param in self.policy.parameters()):
+            raise FloatingPointError(
+                f"Not saving to {path}: the model's weights hold NaN or inf (the run diverged); the file there is kept."
+            )
         save_atomically(path, "zip", lambda target: super(OfflineOffPolicyAlgorithm, self).save(target, exclude, include))
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_offline_data", "_offline_env"]
 
+    @classmethod
+    def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False, force_reset=True, **kwargs):  # type: ignore[no-untyped-def]
+        """SB3's ``load``; a truncated or corrupt file is a clear error. Model files are pickles: load only files you trust."""
+        if isinstance(path, (str, os.PathLike)):
+            _check_model_file(final_path(path, "zip"))
+        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+
+    def load_replay_buffer(self, path, truncate_last_traj: bool = True) -> None:  # type: ignore[no-untyped-def]
+        """SB3's ``load_replay_buffer``; a truncated or corrupt file is a clear error and leaves the model's buffer as it was."""
+        try:
+            super().load_replay_buffer(path, truncate_last_traj)
+        except (EOFError, pickle.UnpicklingError) as error:
+            raise ValueError(
+                f"{path} is not a complete replay buffer file ({error!r}): it is truncated or corrupt; the model's buffer "
+                "is unchanged. Load an earlier checkpoint's buffer."
+            ) from error
+
     def save_replay_buffer(self, path) -> None:  # type: ignore[no-untyped-def]
         """SB3's ``save_replay_buffer``, written to a temporary file and renamed over ``path``."""
         save_atomically(path, "pkl", lambda target: super(OfflineOffPolicyAlgorithm, self).save_replay_buffer(target))
+
+
+def _check_model_file(path: pathlib.Path) -> None:
+    """Raise a clear error if a model zip is truncated or corrupt (every member's CRC is read), before SB3 opens it."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            # A cut file can still end in the directory of the torch archive stored inside it: look for SB3's members.
+            missing = {"data", "policy.pth"} - set(archive.namelist())
+            damaged = f"no {', '.join(sorted(missing))} in it" if missing else archive.testzip()
+    except FileNotFoundError:
+        return  # SB3 says so itself
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        damaged = repr(error)
+    if damaged is not None:
+        raise ValueError(
+            f"{path} is not a complete model file ({damaged}): it is truncated or corrupt (an interrupted copy?). "
+            "Load an earlier checkpoint; sb3-iql's own saves are atomic and never leave such a file."
+        )
+
+
+def _callbacks_in(callback: BaseCallback) -> list[BaseCallback]:
+    """:return: The callback and every callback inside it (``CallbackList``, ``EventCallback`` children), depth first."""
+    found = [callback]
+    children = list(getattr(callback, "callbacks", []))
+    if getattr(callback, "callback", None) is not None:
+        children.append(callback.callback)
+    for child in children:
+        found += _callbacks_in(child)
+    return found
 
 
 __all__ = ["ACTION_CLIP", "OfflineOffPolicyAlgorithm"]

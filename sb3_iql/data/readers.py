@@ -5,6 +5,7 @@ Three kinds of data come in: Minari datasets (an id, a folder or a ``MinariDatas
 dicts of arrays, and SB3 replay buffers. Each is checked for emptiness and NaN/inf the same way.
 """
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -101,11 +102,13 @@ def load_minari_dataset(dataset: DatasetLike, download: bool = False) -> minari.
     try:
         return minari.load_dataset(path, download=download)
     except FileNotFoundError:
-        local = ", ".join(sorted(minari.list_local_datasets())) or "none"
+        local_ids = sorted(minari.list_local_datasets())
+        close = difflib.get_close_matches(path, local_ids, n=3, cutoff=0.6)
+        hint = f"Did you mean {' or '.join(repr(name) for name in close)}? " if close else ""
         raise FileNotFoundError(
-            f"Minari dataset '{path}' was not found locally under {minari.storage.get_dataset_path()} "
-            f"(local datasets: {local}). Pass download=True to fetch it from Minari's remote, build it "
-            "with `python -m sb3_iql.datasets`, or set MINARI_DATASETS_PATH to where it lives."
+            f"Minari dataset '{path}' was not found locally under {minari.storage.get_dataset_path()}. {hint}"
+            f"(local datasets: {', '.join(local_ids) or 'none'}). Pass download=True to fetch it from Minari's remote, "
+            "build it with `python -m sb3_iql.datasets`, or set MINARI_DATASETS_PATH to where it lives."
         ) from None
     except ValueError as error:
         raise ValueError(f"'{path}' is neither a folder nor a valid Minari dataset id: {error}") from None
@@ -120,10 +123,24 @@ def dataset_transitions(dataset: minari.MinariDataset, goal_semantics: str | Non
         (``sb3_iql.data.goals.paper_task_episodes``) instead of the episodes as recorded
     :return: The dataset's transitions
     """
-    episodes = dataset.iterate_episodes()
+    episodes = read_episodes(dataset)
+    observation_space = flatten_dict_space(dataset.observation_space)
+    for index, episode in enumerate(episodes):
+        _check_episode(episode, index, dataset.spec.dataset_id, observation_space)
     if goal_semantics is not None:
         episodes = paper_task_episodes(dataset, episodes, goal_semantics)
-    return episode_transitions(list(episodes), dataset.spec.dataset_id)
+    return episode_transitions(episodes, dataset.spec.dataset_id)
+
+
+def read_episodes(dataset: minari.MinariDataset) -> list:
+    """:return: Every episode of the dataset, read from its file (a truncated or corrupt file is a clear error)."""
+    try:
+        return list(dataset.iterate_episodes())
+    except (OSError, KeyError, ValueError, TypeError) as error:
+        raise ValueError(
+            f"Dataset '{dataset.spec.dataset_id}' could not be read from {dataset.storage.data_path}: {error!r}. Its data "
+            "file is truncated or corrupt (an interrupted copy or download?): rebuild it or download it again."
+        ) from error
 
 
 def episode_transitions(episodes: Sequence, name: str) -> Transitions:
@@ -151,6 +168,35 @@ def episode_transitions(episodes: Sequence, name: str) -> Transitions:
     )
     transitions.check_finite(name)
     return transitions
+
+
+def _check_episode(episode: Any, index: int, name: str, observation_space: spaces.Space | None) -> None:
+    """Raise a ``ValueError`` naming the episode if its arrays disagree on its length or its keys on the dataset's."""
+    n_steps = len(episode.actions)
+    observations = flatten_dict_observation(episode.observations)
+    if isinstance(observation_space, spaces.Dict):
+        keys = set(observations) if isinstance(observations, dict) else set()
+        if keys != set(observation_space.spaces):
+            raise ValueError(
+                f"Dataset '{name}', episode {index}: observation keys {sorted(keys)} differ from the dataset's observation "
+                f"space {sorted(observation_space.spaces)}: the dataset is inconsistent; rebuild it."
+            )
+    lengths = {"actions": n_steps, "rewards": len(episode.rewards), "terminations": len(episode.terminations)}
+    lengths.update(
+        {
+            f"observations{'[' + repr(key) + ']' if key else ''} - 1": len(values) - 1
+            for key, values in _named_rows(observations)
+        }
+    )
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"Dataset '{name}', episode {index}: its arrays disagree on the episode's length ({lengths}); an episode of "
+            "n steps has n actions, rewards and terminations and n + 1 observations. The dataset is inconsistent: rebuild it."
+        )
+
+
+def _named_rows(observations: ArrayOrDict) -> list[tuple[str, Any]]:
+    return list(observations.items()) if isinstance(observations, dict) else [("", observations)]
 
 
 def _from_arrays(

@@ -42,22 +42,29 @@ def flatten_dict_observation(observation: Any) -> Any:
     return flat
 
 
-def space_mismatch(expected: spaces.Space, actual: spaces.Space, compare_bounds: bool = False) -> str | None:
-    """:return: What differs between two Box or Dict-of-Box spaces (shapes, keys, and bounds if asked), or None."""
+def space_mismatch(
+    expected: spaces.Space, actual: spaces.Space, compare_bounds: bool = False, what: str = "dataset"
+) -> str | None:
+    """
+    :param what: What ``expected`` belongs to, for the message (``actual`` is the model's)
+    :return: What differs between two Box or Dict-of-Box spaces (shapes, keys, and bounds if asked), or None
+    """
     if isinstance(expected, spaces.Dict) or isinstance(actual, spaces.Dict):
         if not (isinstance(expected, spaces.Dict) and isinstance(actual, spaces.Dict)):
-            return f"dataset has {type(expected).__name__}, model has {type(actual).__name__}"
+            return f"{what} has {type(expected).__name__}, model has {type(actual).__name__}"
         if set(expected.spaces) != set(actual.spaces):
-            return f"dataset keys {sorted(expected.spaces)} != model keys {sorted(actual.spaces)}"
+            return f"{what} keys {sorted(expected.spaces)} != model keys {sorted(actual.spaces)}"
         for key in expected.spaces:
-            mismatch = space_mismatch(expected[key], actual[key], compare_bounds)
+            mismatch = space_mismatch(expected[key], actual[key], compare_bounds, what)
             if mismatch:
                 return f"key '{key}': {mismatch}"
         return None
+    if type(expected) is not type(actual):
+        return f"{what} has {type(expected).__name__}, model has {type(actual).__name__}"
     if expected.shape != actual.shape:
-        return f"dataset shape {expected.shape} != model shape {actual.shape}"
+        return f"{what} shape {expected.shape} != model shape {actual.shape}"
     if compare_bounds and not (np.allclose(expected.low, actual.low) and np.allclose(expected.high, actual.high)):
-        return f"dataset bounds [{expected.low}, {expected.high}] != model bounds [{actual.low}, {actual.high}]"
+        return f"{what} bounds [{expected.low}, {expected.high}] != model bounds [{actual.low}, {actual.high}]"
     return None
 
 

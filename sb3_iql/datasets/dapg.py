@@ -19,19 +19,52 @@ class _Attributes:
         self.__dict__.update(state)
 
 
+class _TorchFunctions:
+    """Stand-in for ``torch._C._VariableFunctions``: the pickles look up the activation by name on it."""
+
+    tanh = staticmethod(th.tanh)
+
+
+def _attribute(owner: Any, name: str) -> Any:
+    """The pickles' ``getattr``, limited to the activation on ``_TorchFunctions`` (a free getattr reaches anything)."""
+    if owner is _TorchFunctions and name == "tanh":
+        return _TorchFunctions.tanh
+    raise pickle.UnpicklingError(f"refusing getattr({owner!r}, {name!r}): not part of a DAPG policy pickle")
+
+
+def _load_storage(data: bytes) -> Any:
+    """Legacy tensor storages, read by torch's safe loader (``weights_only=True`` runs no pickled code)."""
+    return th.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+
+
 class _MjrlUnpickler(pickle.Unpickler):
-    """Unpickle old ``mjrl`` policies without ``mjrl``, reading their tensors with today's torch."""
+    """
+    Unpickle old ``mjrl`` policies without ``mjrl``, reading their tensors with today's torch. A restricted
+    unpickler: every global the DAPG pickles name is mapped to a stand-in or an allowed constructor, and any
+    other global (``os.system``, ``subprocess.Popen``, ...) is refused, so a crafted pickle cannot run code.
+    """
+
+    ALLOWED = {
+        ("collections", "OrderedDict"): lambda: __import__("collections").OrderedDict,
+        ("numpy", "dtype"): lambda: np.dtype,
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy.core.multiarray", "_reconstruct"): lambda: np.core.multiarray._reconstruct,
+        ("numpy.core.multiarray", "scalar"): lambda: np.core.multiarray.scalar,
+        ("torch._utils", "_rebuild_tensor_v2"): lambda: th._utils._rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): lambda: th._utils._rebuild_parameter,
+        ("torch._C", "_VariableFunctions"): lambda: _TorchFunctions,
+        ("torch.storage", "_load_from_bytes"): lambda: _load_storage,
+        ("builtins", "getattr"): lambda: _attribute,
+    }
 
     def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("mjrl.") or module.startswith("torch.nn.modules"):
+        if module.startswith("mjrl.") or module.startswith("torch.nn.modules."):
             return _Attributes
         if module == "torch.nn.backends.thnn":
             return lambda *args: None
-        if (module, name) == ("torch._C", "_VariableFunctions"):
-            return th
-        if (module, name) == ("torch.storage", "_load_from_bytes"):
-            return lambda data: th.load(io.BytesIO(data), weights_only=False, map_location="cpu")
-        return super().find_class(module, name)
+        if (module, name) in self.ALLOWED:
+            return self.ALLOWED[(module, name)]()
+        raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}': not part of a DAPG policy pickle")
 
 
 class DapgPolicy:

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from sb3_iql.data.episodes import episode_buffer
 from sb3_iql.datasets.recording import write_dataset
+from sb3_iql.tasks.antmaze import GOAL_RADIUS  # Gymnasium-Robotics' maze success threshold, PointMaze's too
 
 Cell = tuple[int, int]
 
@@ -39,10 +40,9 @@ STYLES = ("diverse", "play")
 # D4RL AntMaze: 1M transitions in episodes of 1,000 steps.
 D4RL_TRANSITIONS = 1_000_000
 D4RL_EPISODE_STEPS = 1000
-GOAL_RADIUS = 0.45
 P_GAIN, D_GAIN = 10.0, 1.0
-# The goal-reaching ant's waypoints (Minari's AntMaze recipe): reached within 0.45, jittered by up to 0.2.
-WAYPOINT_RADIUS = 0.45
+# The goal-reaching ant's waypoints (Minari's AntMaze recipe): reached within the maze's goal radius, jittered by up to 0.2.
+WAYPOINT_RADIUS = GOAL_RADIUS
 WAYPOINT_JITTER = 0.2
 
 

@@ -253,8 +253,10 @@ class IQL(OfflineOffPolicyAlgorithm):
     def _optimizers(self) -> list[th.optim.Optimizer]:
         return [self.actor.optimizer, self.critic.optimizer, self.value.optimizer]
 
-    def _record_stats(self, stats_sum: th.Tensor, n_steps: int) -> None:
-        for name, value in zip(UpdateStats._fields, (stats_sum / max(n_steps, 1)).tolist()):
+    stat_names = UpdateStats._fields
+
+    def _record_stats(self, means: list[float]) -> None:
+        for name, value in zip(self.stat_names, means):
             self.logger.record(f"train/{name}", value)
         self.logger.record("train/actor_lr", float(self.actor.optimizer.param_groups[0]["lr"]))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
@@ -275,10 +277,13 @@ class IQL(OfflineOffPolicyAlgorithm):
         self.policy.set_training_mode(True)
         self._update_learning_rate(self._optimizers)
         stats_sum = th.zeros(len(UpdateStats._fields), device=self.device)
+        n_finite = th.zeros((), device=self.device)
         for _ in range(gradient_steps):
-            stats_sum += th.stack(self._gradient_step(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)))  # type: ignore[arg-type]
+            stats = th.stack(self._gradient_step(self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)))  # type: ignore[arg-type]
+            stats_sum += stats
+            n_finite += th.isfinite(stats).all()
         self._n_updates += gradient_steps
-        self._record_stats(stats_sum, gradient_steps)
+        self._log_interval_stats(stats_sum, gradient_steps, n_finite, self._n_updates - gradient_steps)
 
     def learn(
         self: SelfIQL,

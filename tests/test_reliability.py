@@ -1,0 +1,216 @@
+"""Hour-long runs fail before their first step, never train on NaN, and odd or damaged files are clear errors."""
+
+import pickle
+
+import gymnasium as gym
+import h5py
+import minari
+import numpy as np
+import pytest
+import torch as th
+from conftest import rollout_episodes, small_iql
+from minari.data_collector.episode_buffer import EpisodeBuffer
+from stable_baselines3.common.callbacks import EvalCallback
+
+from sb3_iql import IQL
+from sb3_iql.datasets.dapg import DapgPolicy
+
+
+def snapshot(model: IQL) -> dict[str, th.Tensor]:
+    return {name: tensor.clone() for name, tensor in model.policy.state_dict().items()}
+
+
+def assert_unchanged(model: IQL, before: dict[str, th.Tensor]) -> None:
+    assert model.num_timesteps == 0
+    for name, tensor in model.policy.state_dict().items():
+        assert th.equal(tensor, before[name]), name
+
+
+# -- every env a run touches is checked before the first gradient step -------------------------------
+@pytest.mark.parametrize("how", ["eval_env", "EvalCallback"])
+def test_an_eval_env_of_other_spaces_is_refused_before_the_first_offline_step(pendulum_dataset, how):
+    model = small_iql(gym.make("Pendulum-v1"))
+    before = snapshot(model)
+    other = gym.make("MountainCarContinuous-v0")
+    kwargs = {"eval_env": other, "eval_freq": 20} if how == "eval_env" else {"callback": [EvalCallback(other, eval_freq=20)]}
+    with pytest.raises(ValueError, match=r"evaluation env of .* does not fit the model: eval env shape \(2,\)"):
+        model.learn_offline(pendulum_dataset, 30, **kwargs)
+    assert_unchanged(model, before)
+
+
+def test_an_env_less_model_checks_its_eval_env_too(pendulum_dataset):
+    model = small_iql(None)
+    with pytest.raises(ValueError, match="does not fit the model"):
+        model.learn_offline(pendulum_dataset, 30, eval_env=gym.make("MountainCarContinuous-v0"), eval_freq=20)
+    assert model.num_timesteps == 0
+
+
+def test_an_eval_callback_of_other_spaces_is_refused_before_the_first_online_step(pendulum_dataset):
+    model = small_iql(gym.make("Pendulum-v1", max_episode_steps=50))
+    model.learn_offline(pendulum_dataset, 5)
+    before = snapshot(model)
+    model.num_timesteps = 0
+    with pytest.raises(ValueError, match="does not fit the model"):
+        model.learn(100, callback=EvalCallback(gym.make("MountainCarContinuous-v0"), eval_freq=50))
+    assert_unchanged(model, before)
+
+
+# -- a diverging run stops at its first non-finite loss, and its saves are refused --------------------
+def huge_reward_arrays(n: int = 200) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return {
+        "observations": rng.normal(size=(n, 3)).astype(np.float32),
+        "actions": rng.uniform(-1, 1, (n, 1)).astype(np.float32),
+        "rewards": np.full(n, 3e38, dtype=np.float32),  # finite, but its square overflows float32
+        "terminals": np.zeros(n, bool),
+        "timeouts": np.arange(n) % 50 == 49,
+    }
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = small_iql(None)
+    model.load_dataset(huge_reward_arrays())
+    model.save(tmp_path / "good")
+    good = (tmp_path / "good.zip").read_bytes()
+    with pytest.raises(FloatingPointError, match=r"critic_loss.*gradient step 1 .*reward_scale"):
+        model.learn_offline(huge_reward_arrays(), 50, log_interval=10)
+    with pytest.raises(FloatingPointError, match="the file there is kept"):
+        model.save(tmp_path / "good")
+    assert (tmp_path / "good.zip").read_bytes() == good
+
+
+def test_finite_runs_are_not_stopped(pendulum_dataset):
+    model = small_iql(None)
+    model.learn_offline(pendulum_dataset, 25, log_interval=10)
+    assert model.num_timesteps == 25
+
+
+# -- damaged and odd files ----------------------------------------------------------------------------
+def test_a_truncated_model_zip_is_a_clear_error(pendulum_dataset, tmp_path):
+    model = small_iql(None)
+    model.learn_offline(pendulum_dataset, 2)
+    model.save(tmp_path / "iql")
+    data = (tmp_path / "iql.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        IQL.load(tmp_path / "cut.zip")
+
+
+def test_a_truncated_replay_buffer_is_a_clear_error_and_changes_nothing(pendulum_dataset, tmp_path):
+    model = small_iql(None)
+    model.load_dataset(pendulum_dataset)
+    model.save_replay_buffer(tmp_path / "buffer")
+    data = (tmp_path / "buffer.pkl").read_bytes()
+    (tmp_path / "cut.pkl").write_bytes(data[: len(data) // 2])
+    buffer = model.replay_buffer
+    with pytest.raises(ValueError, match="buffer is unchanged"):
+        model.load_replay_buffer(tmp_path / "cut.pkl")
+    assert model.replay_buffer is buffer and buffer.size() == 400
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garble"])
+def test_a_damaged_minari_file_is_a_clear_error(pendulum_dataset, damage):
+    path = pendulum_dataset.storage.data_path / "main_data.hdf5"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3] if damage == "truncate" else data[:2048] + bytes(len(data) - 2048))
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        small_iql(None).learn_offline(pendulum_dataset.spec.dataset_id, 2)
+
+
+def test_episodes_of_inconsistent_lengths_are_a_clear_error(pendulum_dataset):
+    path = pendulum_dataset.storage.data_path / "main_data.hdf5"
+    with h5py.File(path, "a") as file:
+        rewards = file["episode_1"]["rewards"][...]
+        del file["episode_1"]["rewards"]
+        file["episode_1"].create_dataset("rewards", data=rewards[:-3])
+    with pytest.raises(ValueError, match="episode 1: its arrays disagree on the episode's length"):
+        small_iql(None).learn_offline(minari.load_dataset(pendulum_dataset.spec.dataset_id), 2)
+
+
+def test_a_dict_dataset_whose_episodes_lack_a_key_is_a_clear_error(pointmaze_dataset):
+    path = pointmaze_dataset.storage.data_path / "main_data.hdf5"
+    with h5py.File(path, "a") as file:
+        del file["episode_2"]["observations"]["desired_goal"]
+    model = small_iql(None, policy="MultiInputPolicy")
+    with pytest.raises(ValueError, match=r"episode 2: observation keys \['achieved_goal', 'observation'\] differ"):
+        model.learn_offline(minari.load_dataset(pointmaze_dataset.spec.dataset_id), 2)
+    assert model.observation_space is None
+
+
+def test_a_dict_dataset_with_an_extra_key_for_the_model_is_a_clear_error(pointmaze_dataset):
+    model = small_iql(gym.make("PointMaze_UMaze-v3"), policy="MultiInputPolicy")
+    arrays = {
+        "observations": {
+            key: np.zeros((10, *space.shape), np.float32) for key, space in model.observation_space.spaces.items()
+        },
+        "actions": np.zeros((10, 2), np.float32),
+        "rewards": np.zeros(10, np.float32),
+        "terminals": np.zeros(10, bool),
+        "timeouts": np.zeros(10, bool),
+    }
+    arrays["observations"]["extra"] = np.zeros((10, 1), np.float32)
+    with pytest.raises(ValueError, match=r"dataset keys .*'extra'.* != model keys"):
+        model.learn_offline(arrays, 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.int32])
+def test_float16_and_integer_observations_train_as_float32(dtype):
+    env = gym.make("Pendulum-v1", max_episode_steps=20)
+    episodes = rollout_episodes(env, 3)
+    space = gym.spaces.Box(-100, 100, (3,), dtype)
+    odd = [
+        EpisodeBuffer(
+            observations=np.round(episode.observations * 10).astype(dtype),
+            actions=episode.actions,
+            rewards=episode.rewards,
+            terminations=episode.terminations,
+            truncations=episode.truncations,
+        )
+        for episode in episodes
+    ]
+    dataset = minari.create_dataset_from_buffers("tests/odd-v0", odd, observation_space=space, action_space=env.action_space)
+    model = small_iql(None)
+    model.learn_offline(dataset, 5)
+    assert model.replay_buffer.observations.dtype == th.float32
+    np.testing.assert_array_equal(model.replay_buffer.observations[:20].numpy(), odd[0].observations[:-1].astype(np.float32))
+
+
+def test_a_discrete_action_dataset_is_a_clear_error():
+    env = gym.make("CartPole-v1")
+    observations = np.zeros((6, 4), np.float32)
+    episode = EpisodeBuffer(
+        observations=observations, actions=np.array([0, 1, 0, 1, 1]), rewards=np.ones(5), terminations=np.eye(5)[4] > 0,
+        truncations=np.zeros(5, bool),
+    )  # fmt: skip
+    dataset = minari.create_dataset_from_buffers("tests/cartpole-v0", [episode], env=env)
+    model = small_iql(None)
+    with pytest.raises(ValueError, match="IQL needs Box actions"):
+        model.learn_offline(dataset, 2)
+    assert model.observation_space is None
+
+
+def test_a_dataset_id_with_a_typo_suggests_the_closest_local_ids(pendulum_dataset):
+    with pytest.raises(FileNotFoundError, match=r"Did you mean 'tests/pendulum/random-v0'\?"):
+        small_iql(None).learn_offline("tests/pendulm/random-v0", 2)
+
+
+# -- pickles ------------------------------------------------------------------------------------------
+class RunsCode:
+    """What a malicious pickle does: make ``pickle.load`` call a function of its choice."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_the_dapg_reader_refuses_a_crafted_pickle_that_would_run_code(tmp_path):
+    marker = tmp_path / "ran.txt"
+    path = tmp_path / "evil.pickle"
+    path.write_bytes(pickle.dumps(RunsCode(str(marker))))
+    with pytest.raises(ValueError, match=r"refusing to load global 'builtins.exec'"):
+        DapgPolicy(path)
+    assert not marker.exists()
+    pickle.loads(path.read_bytes())  # the same bytes do run code through an unrestricted unpickler
+    assert marker.exists()
