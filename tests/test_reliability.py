@@ -214,3 +214,81 @@ def test_the_dapg_reader_refuses_a_crafted_pickle_that_would_run_code(tmp_path):
     assert not marker.exists()
     pickle.loads(path.read_bytes())  # the same bytes do run code through an unrestricted unpickler
     assert marker.exists()
+
+
+# -- a run killed mid-way resumes bit for bit from the files SB3 users keep ----------------------------
+RESUMABLE_RUN = """
+import sys, time
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
+from sb3_iql import IQL
+
+th.set_num_threads(1)
+arrays = dict(np.load(sys.argv[1]))
+checkpoint_at, total = int(sys.argv[3]), int(sys.argv[4])
+
+
+class Stall(BaseCallback):
+    def _on_step(self):
+        if self.num_timesteps == checkpoint_at:
+            print("checkpointed", flush=True)
+            time.sleep(600)  # killed here
+        return True
+
+
+model = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+save = CheckpointCallback(save_freq=checkpoint_at, save_path=sys.argv[2], save_replay_buffer=True)
+model.learn_offline(arrays, total, callback=[save, Stall()])
+"""
+POLICY_KWARGS = {"net_arch": [32, 32], "actor_dropout": 0.1}  # dropout: the run draws random numbers besides batches
+
+
+def test_an_offline_run_killed_mid_way_resumes_bit_for_bit(pendulum_dataset, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from sb3_iql.data.readers import dataset_transitions
+
+    transitions = dataset_transitions(pendulum_dataset)
+    arrays = {
+        "observations": transitions.observations,
+        "next_observations": transitions.next_observations,
+        "actions": transitions.actions,
+        "rewards": transitions.rewards,
+        "terminals": transitions.dones & ~transitions.timeouts,
+        "timeouts": transitions.timeouts,
+    }
+    np.savez(tmp_path / "data.npz", **arrays)
+    checkpoint_at, total = 30, 60
+    script = tmp_path / "run.py"
+    script.write_text(RESUMABLE_RUN.replace("POLICY_KWARGS", repr(POLICY_KWARGS)))
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "data.npz"), str(tmp_path / "ckpt"), str(checkpoint_at), str(total)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert child.stdout.readline().strip() == "checkpointed"
+    child.send_signal(signal.SIGKILL)  # a real kill: no exception handler, no atexit runs in the child
+    child.wait(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+
+    resumed = IQL.load(tmp_path / "ckpt" / f"rl_model_{checkpoint_at}_steps.zip", device="cpu")
+    resumed.load_replay_buffer(tmp_path / "ckpt" / f"rl_model_replay_buffer_{checkpoint_at}_steps.pkl")
+    th.manual_seed(12345)  # whatever this process drew before, the run goes on with the state saved in the file
+    resumed.learn_offline(arrays, total - checkpoint_at, reset_num_timesteps=False)
+
+    uninterrupted = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+    uninterrupted.learn_offline(arrays, total)
+    assert resumed.num_timesteps == uninterrupted.num_timesteps == total
+    for name, tensor in uninterrupted.policy.state_dict().items():
+        assert th.equal(resumed.policy.state_dict()[name], tensor), name
+    for optimizer in ("actor", "critic", "value"):
+        expected = getattr(uninterrupted, optimizer).optimizer.state_dict()["state"]
+        actual = getattr(resumed, optimizer).optimizer.state_dict()["state"]
+        for index, state in expected.items():
+            for key, value in state.items():
+                assert th.equal(actual[index][key], value), (optimizer, index, key)

@@ -49,6 +49,9 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     # The data of the offline run in progress, and the env made from it on request (``get_env``).
     _offline_data: OfflineData | None = None
     _offline_env: VecEnv | None = None
+    # The random state at the last save (saved with the model), and whether a loaded model still has to take it up.
+    _saved_rng_state: dict | None = None
+    _resume_rng: bool = False
 
     def _offline_gradient_step(self, batch: ReplayBufferSamples, step: int, total_steps: int) -> th.Tensor:
         """
@@ -306,6 +309,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         """
         callbacks = self._offline_callbacks(callback, data, eval_env, eval_freq, n_eval_episodes, progress_bar)
         self._offline_data, self._offline_env = data, None
+        self._resume_random_state(reset_num_timesteps)
         if reset_num_timesteps or self._offline_schedule_start is None:
             # The actor's lr schedule spans the whole run, also when a saved run resumes (reset_num_timesteps=False).
             self._offline_schedule_start = 0 if reset_num_timesteps else self.num_timesteps
@@ -376,6 +380,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     ) -> tuple[int, BaseCallback]:
         if self.replay_buffer is not None and self.replay_buffer.holds_any_dataset():
             self._check_no_vec_normalize()
+        self._resume_random_state(reset_num_timesteps)
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
@@ -411,17 +416,27 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             raise FloatingPointError(
                 f"Not saving to {path}: the model's weights hold NaN or inf (the run diverged); the file there is kept."
             )
+        # The random state the run continues with travels in the file, so that a resumed run draws what this one will.
+        self._saved_rng_state = random_state()
         save_atomically(path, "zip", lambda target: super(OfflineOffPolicyAlgorithm, self).save(target, exclude, include))
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_offline_data", "_offline_env"]
+        return [*super()._excluded_save_params(), "_offline_data", "_offline_env", "_resume_rng"]
+
+    def _resume_random_state(self, reset_num_timesteps: bool) -> None:
+        """A loaded model that resumes its run (``reset_num_timesteps=False``) takes up the random state saved with it."""
+        if self._resume_rng and not reset_num_timesteps and self._saved_rng_state is not None:
+            set_random_state(self._saved_rng_state)
+        self._resume_rng = False
 
     @classmethod
     def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False, force_reset=True, **kwargs):  # type: ignore[no-untyped-def]
         """SB3's ``load``; a truncated or corrupt file is a clear error. Model files are pickles: load only files you trust."""
         if isinstance(path, (str, os.PathLike)):
             _check_model_file(final_path(path, "zip"))
-        return super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
+        model._resume_rng = True
+        return model
 
     def load_replay_buffer(self, path, truncate_last_traj: bool = True) -> None:  # type: ignore[no-untyped-def]
         """SB3's ``load_replay_buffer``; a truncated or corrupt file is a clear error and leaves the model's buffer as it was."""
@@ -436,6 +451,22 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     def save_replay_buffer(self, path) -> None:  # type: ignore[no-untyped-def]
         """SB3's ``save_replay_buffer``, written to a temporary file and renamed over ``path``."""
         save_atomically(path, "pkl", lambda target: super(OfflineOffPolicyAlgorithm, self).save_replay_buffer(target))
+
+
+def random_state() -> dict:
+    """:return: The random state a run draws from: torch's (CPU and every CUDA device; batches, dropout, exploration) and numpy's."""
+    state = {"torch": th.get_rng_state(), "numpy": np.random.get_state()}
+    if th.cuda.is_available() and th.cuda.is_initialized():
+        state["cuda"] = th.cuda.get_rng_state_all()
+    return state
+
+
+def set_random_state(state: dict) -> None:
+    """Restore a ``random_state()``."""
+    th.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and th.cuda.is_available():
+        th.cuda.set_rng_state_all(state["cuda"])
 
 
 def _check_model_file(path: pathlib.Path) -> None:
