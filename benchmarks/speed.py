@@ -231,14 +231,14 @@ def load_benchmark(n_transitions: int, device: str = "cpu") -> None:
     rss_before = peak_rss_mib()
     model = IQL("MultiInputPolicy", None, device=device, buffer_size=2 * n_transitions)
     start = time.perf_counter()
-    model.learn_offline("bench/antmaze-shaped/random-v0", total_timesteps=0)
+    model.load_dataset("bench/antmaze-shaped/random-v0")
     synchronize(device)
     load_seconds = time.perf_counter() - start
     buffer = model.replay_buffer
     raw_bytes = n_transitions * 4 * (2 * (27 + 2 + 2) + 8 + 3)  # obs, next obs, action, reward, done, timeout as float32
     print(f"\nLoading {n_transitions:,} transitions (AntMaze-shaped Dict observations) from a local Minari dataset:")
     print(f"  dataset written in {build_seconds:.1f} s (not part of the load)")
-    print(f"  learn_offline load into the buffer: {load_seconds:.2f} s")
+    print(f"  load_dataset into the buffer: {load_seconds:.2f} s")
     print(
         f"  buffer: {buffer.nbytes() / 2**20:.0f} MiB for {raw_bytes / 2**20:.0f} MiB of raw float32 data ({buffer.nbytes() / raw_bytes:.2f}x)"
     )

@@ -1,0 +1,83 @@
+"""Every script in examples/ and benchmarks/ runs end to end at a tiny size, so none can break unnoticed."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import small_iql
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(str(path.relative_to(ROOT)) for folder in ("examples", "benchmarks") for path in (ROOT / folder).glob("*.py"))
+# Scripts another script runs for it (d3rlpy_peer.py in d3rlpy's own environment, from speed.py) or that only
+# provide functions to the others.
+NOT_RUN_ALONE = {"benchmarks/d3rlpy_peer.py": "speed.py runs it in benchmarks/.venv-d3rlpy, with d3rlpy installed"}
+
+
+def run(script: str, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture
+def umaze_model(umaze_dataset, tmp_path) -> Path:
+    model = small_iql(None, policy="MultiInputPolicy")
+    model.learn_offline(umaze_dataset, 2)
+    model.save(tmp_path / "umaze")
+    return tmp_path / "umaze.zip"
+
+
+def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) -> dict[str, tuple[list[str], dict]]:
+    """Each script's arguments at a tiny size, and the environment it needs."""
+    umaze = {"MINARI_DATASETS_PATH": umaze_root}
+    protocol = ["--seeds", "1", "--workers", "1", "--eval-episodes", "1", "--out", str(tmp / "out")]
+    return {
+        "examples/offline.py": (["--steps", "20", "--eval-episodes", "1", "--plot", str(tmp / "curves.png")], {}),
+        "examples/finetune.py": (["--offline-steps", "20", "--online-steps", "20", "--eval-episodes", "1"], {}),
+        "examples/pendulum_data.py": ([], {}),
+        "benchmarks/speed.py": (
+            ["--steps", "3", "--repeats", "1", "--sizes", "antmaze", "--no-compile", "--load-transitions", "2000"],
+            {},
+        ),
+        "benchmarks/offline.py": (
+            [pendulum, "--offline-steps", "4", "--eval-freq", "2", "--algos", "iql", "bc", *protocol],
+            {},
+        ),
+        "benchmarks/finetune.py": (
+            [pendulum, "--offline-steps", "4", "--online-steps", "4", "--eval-freq", "2", *protocol],
+            {},
+        ),
+        "benchmarks/antmaze_data.py": (
+            ["sb3-iql/antmaze/umaze-v1", "--planner-episodes", "1", "--out", str(tmp / "data")],
+            umaze,
+        ),
+        "benchmarks/antmaze_progress.py": (
+            ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--out", str(tmp / "progress")],
+            umaze,
+        ),
+        "benchmarks/binary_data.py": (["--tasks", "pen", "--expert-episodes", "1", "--out", str(tmp / "binary")], {}),
+        "benchmarks/ant_controller.py": (
+            ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
+            {},
+        ),
+    }
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, umaze_dataset, umaze_model):
+    if script in NOT_RUN_ALONE:
+        pytest.skip(NOT_RUN_ALONE[script])
+    umaze_root = str(Path(umaze_dataset.storage.data_path).parents[3])
+    commands = tiny_commands(tmp_path, pendulum_dataset.spec.dataset_id, umaze_root, umaze_model)
+    assert script in commands, f"{script} has no tiny command in tests/test_scripts.py: add one"
+    args, env = commands[script]
+    run(script, *args, env=env, cwd=tmp_path)
