@@ -32,10 +32,16 @@ from protocol import (
 
 
 def table(rows: list[dict], datasets: list[str]) -> str:
+    """
+    Per dataset: the data's own episodes, ours and the paper's offline -> online on the normalized scale, and
+    ours as a success rate (the share of evaluation episodes that reached the goal; AntMaze's score is 100 x it).
+    """
     offline, online = final_scores(rows, "offline"), final_scores(rows, "online")
+    success = {phase: final_scores(rows, phase, "success_rate") for phase in ("offline", "online")}
     lines = [
-        "| Dataset | data's episodes | IQL offline → online (ours) | IQL offline → online (paper) | online: ours - paper |",
-        "|---|---|---|---|---|",
+        "| Dataset | data's episodes | IQL offline → online (ours, normalized return) | IQL offline → online (paper) "
+        "| online: ours - paper | success rate offline → online (ours, %) |",
+        "|---|---|---|---|---|---|",
     ]
     for dataset in datasets:
         ours_offline = list(offline.get(("iql", dataset), {}).values())
@@ -47,8 +53,13 @@ def table(rows: list[dict], datasets: list[str]) -> str:
         label = f"{dataset} ({name})" if name else dataset
         data = data_score(dataset)
         data_cell = "-" if data is None else f"{data:.1f}"
+        rates = [[100 * rate for rate in success[phase].get(("iql", dataset), {}).values()] for phase in ("offline", "online")]
+        rate_cell = (
+            "-" if all(np.isnan(rate) for part in rates for rate in part) else f"{mean_std(rates[0])} → {mean_std(rates[1])}"
+        )
         lines.append(
-            f"| {label} | {data_cell} | {mean_std(ours_offline)} → {mean_std(ours_online)} | {paper_cell} | {difference} |"
+            f"| {label} | {data_cell} | {mean_std(ours_offline)} → {mean_std(ours_online)} | {paper_cell} | {difference} "
+            f"| {rate_cell} |"
         )
     return "\n".join(lines)
 

@@ -101,3 +101,14 @@ def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():
     assert cells_to_goal(planner, bottom_left, top_left) == 6
     assert cells_to_goal(planner, top_left + 0.5, top_left) == 0
     env.close()
+
+
+def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():
+    rows = [
+        {"algo": "iql", "dataset": "x", "seed": 0, "phase": phase, "step": 10, "normalized_score": score, "success_rate": rate}
+        for phase, score, rate in (("offline", 40.0, 0.25), ("online", 60.0, 0.5))
+    ]
+    line = next(line for line in finetune_table(rows, []).splitlines() if "success rate" in line)
+    assert "normalized return" in line
+    assert final_scores(rows, "online", "success_rate") == {("iql", "x"): {0: 0.5}}
+    assert final_scores(rows, "offline") == {("iql", "x"): {0: 40.0}}

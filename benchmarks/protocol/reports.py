@@ -25,18 +25,21 @@ def collect_rows(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
     rows = [row for spec in specs for row in read_rows(spec.directory / "evaluations.csv")]
     for row in rows:
         row["seed"], row["step"] = int(row["seed"]), int(row["step"])
-        row["normalized_score"] = float(row["normalized_score"]) if row["normalized_score"] != "" else math.nan
+        for field in ("normalized_score", "success_rate"):
+            row[field] = float(row[field]) if row.get(field, "") != "" else math.nan
     return rows
 
 
-def final_scores(rows: Sequence[dict[str, Any]], phase: str) -> dict[tuple[str, str], dict[int, float]]:
-    """:return: ``{(algo, dataset): {seed: normalized score at the phase's last evaluation}}``."""
+def final_scores(
+    rows: Sequence[dict[str, Any]], phase: str, field: str = "normalized_score"
+) -> dict[tuple[str, str], dict[int, float]]:
+    """:return: ``{(algo, dataset): {seed: field (the normalized score) at the phase's last evaluation}}``."""
     last: dict[tuple[str, str, int], tuple[int, float]] = {}
     for row in rows:
         if row["phase"] == phase:
             key = (row["algo"], row["dataset"], row["seed"])
             if key not in last or row["step"] >= last[key][0]:
-                last[key] = (row["step"], row["normalized_score"])
+                last[key] = (row["step"], row.get(field, math.nan))
     scores: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for (algo, dataset, seed), (_, score) in last.items():
         scores[(algo, dataset)][seed] = score
