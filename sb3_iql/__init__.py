@@ -5,12 +5,13 @@ from sb3_iql.common.callbacks import IQLEvalCallback
 from sb3_iql.common.wrappers import FlattenNestedDict, RecordSuccess
 from sb3_iql.data.readers import load_offline_data
 from sb3_iql.data.writers import write_minari_dataset
-from sb3_iql.iql import IQL, IQLPolicy, MlpPolicy, MultiInputPolicy
+from sb3_iql.iql import IQL, CnnPolicy, IQLPolicy, MlpPolicy, MultiInputPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "IQL",
+    "CnnPolicy",
     "FlattenNestedDict",
     "IQLEvalCallback",
     "IQLPolicy",

@@ -175,16 +175,20 @@ def test_float16_and_integer_observations_train_as_float32(dtype):
     np.testing.assert_array_equal(model.replay_buffer.observations[:20].numpy(), odd[0].observations[:-1].astype(np.float32))
 
 
-def test_a_discrete_action_dataset_is_a_clear_error():
-    env = gym.make("CartPole-v1")
+def test_a_multi_discrete_action_dataset_is_a_clear_error():
     observations = np.zeros((6, 4), np.float32)
     episode = EpisodeBuffer(
-        observations=observations, actions=np.array([0, 1, 0, 1, 1]), rewards=np.ones(5), terminations=np.eye(5)[4] > 0,
-        truncations=np.zeros(5, bool),
+        observations=observations, actions=np.array([[0, 1], [1, 0], [0, 0], [1, 1], [1, 0]]), rewards=np.ones(5),
+        terminations=np.eye(5)[4] > 0, truncations=np.zeros(5, bool),
     )  # fmt: skip
-    dataset = minari.create_dataset_from_buffers("tests/cartpole-v0", [episode], env=env)
+    dataset = minari.create_dataset_from_buffers(
+        "tests/multi-discrete-v0",
+        [episode],
+        observation_space=gym.spaces.Box(-1, 1, (4,), np.float32),
+        action_space=gym.spaces.MultiDiscrete([2, 2]),
+    )
     model = small_iql(None)
-    with pytest.raises(ValueError, match="IQL needs Box actions"):
+    with pytest.raises(ValueError, match="IQL takes Box or Discrete actions"):
         model.learn_offline(dataset, 2)
     assert model.observation_space is None
 

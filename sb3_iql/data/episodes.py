@@ -20,6 +20,12 @@ def stack_observations(observations: Sequence[Any]) -> np.ndarray | dict[str, np
     return np.array(observations)
 
 
+def as_action_array(actions: Any) -> np.ndarray:
+    """:return: Continuous actions as float32, discrete ones (integers) as they are."""
+    actions = np.asarray(actions)
+    return actions.astype(np.float32) if np.issubdtype(actions.dtype, np.floating) else actions
+
+
 def episode_buffer(
     observations: Sequence[Any],
     actions: Sequence[np.ndarray],
@@ -36,7 +42,7 @@ def episode_buffer(
         raise ValueError(f"An episode needs one more observation than actions; got {len(observations)} and {len(actions)}.")
     return EpisodeBuffer(
         observations=stack_observations(observations),
-        actions=np.asarray(actions, dtype=np.float32),
+        actions=as_action_array(actions),
         rewards=np.asarray(rewards, dtype=np.float64),
         terminations=np.asarray(terminations, dtype=bool),
         truncations=np.asarray(truncations, dtype=bool),
@@ -77,7 +83,7 @@ def split_episodes(
         episodes.append(
             EpisodeBuffer(
                 observations=episode_observations(start, end),
-                actions=np.asarray(actions[start : end + 1], dtype=np.float32),
+                actions=as_action_array(actions[start : end + 1]),
                 rewards=np.asarray(rewards[start : end + 1], dtype=np.float64),
                 terminations=last_step & terminal,
                 truncations=last_step & (not terminal),
@@ -93,7 +99,7 @@ def rollout_episode(env: gym.Env, policy: Policy, seed: int | None = None, max_s
     observations, actions, rewards, terminations, truncations = [observation], [], [], [], []
     done = False
     while not done:
-        action = np.asarray(policy(observation), dtype=np.float32)
+        action = as_action_array(policy(observation))
         observation, reward, terminated, truncated, _ = env.step(action)
         truncated = truncated or (max_steps is not None and len(actions) + 1 >= max_steps and not terminated)
         observations.append(observation)

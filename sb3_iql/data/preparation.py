@@ -23,6 +23,8 @@ def check_fits(data: OfflineData, observation_space: spaces.Space, action_space:
     :param capacity: Transitions the model's replay buffer holds
     """
     check_spaces(data.name, (data.observation_space, data.action_space), observation_space, action_space)
+    if isinstance(action_space, spaces.Discrete):
+        discrete_actions(data, action_space)
     if len(data.transitions) > capacity:
         raise ValueError(
             f"'{data.name}' has {len(data.transitions)} transitions, more than buffer_size={capacity}: "
@@ -48,6 +50,8 @@ def policy_actions(data: OfflineData, action_space: spaces.Box, clip: float = AC
         of actions that lay outside the action space's bounds
     """
     actions = data.transitions.actions
+    if isinstance(action_space, spaces.Discrete):
+        return discrete_actions(data, action_space)
     if not data.actions_scaled:
         actions = scale_actions(actions, action_space)
     outside = np.abs(actions) > 1.0 + 1e-6
@@ -60,8 +64,22 @@ def policy_actions(data: OfflineData, action_space: spaces.Box, clip: float = AC
     return np.clip(actions, -clip, clip).astype(np.float32)
 
 
-def buffer_fields(data: OfflineData, action_space: spaces.Box) -> dict[str, ArrayOrDict]:
-    """:return: What a replay buffer stores of the data, by field name, actions in the policy's scale."""
+def discrete_actions(data: OfflineData, action_space: spaces.Discrete) -> np.ndarray:
+    """:return: The data's action indices (``0 .. n - 1``, as the buffer's float32 column), checked to be whole and in range."""
+    actions = np.asarray(data.transitions.actions, dtype=np.float64).reshape(len(data.transitions), -1)
+    indices = actions - action_space.start
+    bad = (indices != np.round(indices)) | (indices < 0) | (indices >= action_space.n)
+    if actions.shape[1] != 1 or bad.any():
+        where = int(np.argwhere(bad)[0][0]) if bad.any() else 0
+        raise ValueError(
+            f"'{data.name}' has actions that are not indices of {action_space} (first at transition {where}: "
+            f"{actions[where].tolist()}): a Discrete model needs one whole action index per transition."
+        )
+    return indices.astype(np.float32)
+
+
+def buffer_fields(data: OfflineData, action_space: spaces.Space) -> dict[str, ArrayOrDict]:
+    """:return: What a replay buffer stores of the data, by field name, actions in the policy's scale (or as indices)."""
     transitions = data.transitions
     return {
         "observations": transitions.observations,

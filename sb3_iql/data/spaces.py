@@ -61,6 +61,10 @@ def space_mismatch(
         return None
     if type(expected) is not type(actual):
         return f"{what} has {type(expected).__name__}, model has {type(actual).__name__}"
+    if isinstance(expected, spaces.Discrete):
+        return (
+            None if (expected.n, expected.start) == (actual.n, actual.start) else f"{what} has {expected}, model has {actual}"
+        )
     if expected.shape != actual.shape:
         return f"{what} shape {expected.shape} != model shape {actual.shape}"
     if compare_bounds and not (np.allclose(expected.low, actual.low) and np.allclose(expected.high, actual.high)):
@@ -89,8 +93,20 @@ def check_spaces(
             f"Observation space of dataset '{name}' does not match the model's: {mismatch}. "
             "Use an env of the task the dataset was collected on (dataset.recover_environment())."
         )
-    if not isinstance(action_space, spaces.Box) or not isinstance(data_action_space, spaces.Box):
-        raise ValueError(f"IQL needs Box actions; dataset '{name}' has {data_action_space}, the model {action_space}.")
+    for space in (data_action_space, action_space):
+        if not isinstance(space, (spaces.Box, spaces.Discrete)):
+            raise ValueError(
+                f"IQL takes Box or Discrete actions; dataset '{name}' has {data_action_space}, the model {action_space}."
+            )
+    if type(data_action_space) is not type(action_space):
+        raise ValueError(
+            f"Dataset '{name}' has {type(data_action_space).__name__} actions ({data_action_space}) but the model "
+            f"{type(action_space).__name__} ones ({action_space}): make the model with an env (or spaces) of the dataset's task."
+        )
+    if isinstance(action_space, spaces.Discrete):
+        if (data_action_space.n, data_action_space.start) != (action_space.n, action_space.start):
+            raise ValueError(f"Action space of dataset '{name}' is {data_action_space}, the model's {action_space}.")
+        return
     mismatch = space_mismatch(data_action_space, action_space, compare_bounds=True)
     if mismatch:
         raise ValueError(f"Action space of dataset '{name}' does not match the model's: {mismatch}.")

@@ -34,7 +34,9 @@ def write_minari_dataset(
     offline = load_offline_data(data, observation_space=observation_space, action_space=action_space)
     transitions = offline.transitions
     actions = transitions.actions
-    if offline.actions_scaled:  # SB3 buffers hold actions in [-1, 1]; a dataset holds them in the env's units
+    if isinstance(offline.action_space, spaces.Discrete):
+        actions = np.asarray(actions).reshape(len(transitions)).astype(np.int64)
+    elif offline.actions_scaled:  # SB3 buffers hold actions in [-1, 1]; a dataset holds them in the env's units
         actions = unscale_actions(actions, offline.action_space)
     ends = np.flatnonzero(transitions.dones)
     if len(ends) == 0 or ends[-1] != len(transitions) - 1:

@@ -20,7 +20,7 @@ import gymnasium as gym
 import gymnasium_robotics
 import minari
 
-from sb3_iql.datasets import adroit, antmaze, locomotion, maze
+from sb3_iql.datasets import adroit, antmaze, discrete, locomotion, maze
 
 gym.register_envs(gymnasium_robotics)
 
@@ -76,6 +76,13 @@ def _recipes() -> dict[str, Recipe]:
             functools.partial(antmaze.build_antmaze, name),
             "n_transitions",
             "Minari's D4RL/antmaze-v1 recipe: BFS waypoints driving sb3-iql's goal-reaching ant, continuing task",
+        )
+    for task in discrete.TASKS:
+        recipes[f"{task}-mixed"] = Recipe(
+            (f"sb3-iql/{task}/mixed-v0",),
+            functools.partial(discrete.build_discrete, task),
+            "n_transitions",
+            "Discrete actions: half the transitions from a good controller, half from a bad one",
         )
     for env_name in locomotion.ENV_IDS:
         recipes[env_name] = Recipe(

@@ -17,7 +17,16 @@ from sb3_iql.common.optimizers import minimize, set_learning_rate
 from sb3_iql.data.readers import OfflineData
 from sb3_iql.data.spaces import flatten_dict_observation
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
-from sb3_iql.iql.policies import EnsembleCritic, GaussianActor, IQLPolicy, MlpPolicy, MultiInputPolicy, ValueNetwork
+from sb3_iql.iql.policies import (
+    CategoricalActor,
+    CnnPolicy,
+    EnsembleCritic,
+    GaussianActor,
+    IQLPolicy,
+    MlpPolicy,
+    MultiInputPolicy,
+    ValueNetwork,
+)
 
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
 
@@ -54,7 +63,9 @@ class IQL(OfflineOffPolicyAlgorithm):
     ``learn_offline()`` trains from a Minari dataset; ``learn()`` is SB3's online training, which
     keeps the dataset in the replay buffer and acts with the offline policy from the first step.
 
-    :param policy: The policy model to use (MlpPolicy, MultiInputPolicy, ...)
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy, ...). ``Box`` actions get a
+        Gaussian actor and critics ``Q(s, a)``; ``Discrete`` actions a categorical actor and critics with one output
+        per action, read at the dataset action (the same update, the same order)
     :param env: The environment to learn from (if registered in Gym, can be str). May be None
         for offline training only: the dataset then gives the spaces.
     :param learning_rate: Adam learning rate of the actor, critics and value network
@@ -93,10 +104,11 @@ class IQL(OfflineOffPolicyAlgorithm):
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
     policy: IQLPolicy
-    actor: GaussianActor
+    actor: GaussianActor | CategoricalActor
     critic: EnsembleCritic
     critic_target: EnsembleCritic
     value: ValueNetwork
@@ -151,7 +163,7 @@ class IQL(OfflineOffPolicyAlgorithm):
             device=device,
             seed=seed,
             sde_support=False,
-            supported_action_spaces=(spaces.Box,),
+            supported_action_spaces=(spaces.Box, spaces.Discrete),
             support_multi_env=True,
         )
         if not 0.0 < expectile < 1.0:

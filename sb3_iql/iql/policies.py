@@ -8,7 +8,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import BaseModel, BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
@@ -142,6 +142,72 @@ class GaussianActor(BasePolicy):
         return self(observation, deterministic)
 
 
+class CategoricalActor(BasePolicy):
+    """
+    Categorical policy ``softmax(logits(s))`` over a ``Discrete`` action space: IQL's actor for discrete actions.
+    Deterministic actions are the most likely ones.
+
+    :param observation_space: Observation space
+    :param action_space: Action space (``Discrete``)
+    :param net_arch: Hidden layer sizes
+    :param features_extractor: Network that turns observations into features
+    :param features_dim: Number of features
+    :param activation_fn: Activation function
+    :param dropout: Dropout rate after each hidden layer (None for none)
+    :param normalize_images: Whether to divide images by 255
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Discrete,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        dropout: float | None = None,
+        normalize_images: bool = True,
+    ):
+        super().__init__(
+            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
+        )
+        self.net_arch = net_arch
+        self.features_dim = features_dim
+        self.activation_fn = activation_fn
+        self.dropout = dropout
+        self.latent_pi = mlp(features_dim, net_arch, activation_fn, dropout)
+        self.logits = nn.Linear(net_arch[-1] if net_arch else features_dim, int(action_space.n))
+        self.apply(orthogonal_init)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            net_arch=self.net_arch,
+            features_dim=self.features_dim,
+            activation_fn=self.activation_fn,
+            dropout=self.dropout,
+            features_extractor=self.features_extractor,
+        )
+        return data
+
+    def log_probs(self, obs: PyTorchObs) -> th.Tensor:
+        """:return: ``log pi(.|s)`` of every action, shape ``(batch, n_actions)``."""
+        return th.log_softmax(self.logits(self.latent_pi(self.extract_features(obs, self.features_extractor))), dim=-1)
+
+    def log_prob(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
+        """:return: ``log pi(a|s)`` of action indices (stored as floats, shape ``(batch, 1)``), shape ``(batch,)``."""
+        return self.log_probs(obs).gather(-1, actions.long().reshape(-1, 1)).squeeze(-1)
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        log_probs = self.log_probs(obs)
+        if deterministic:
+            return log_probs.argmax(dim=-1)
+        return th.multinomial(log_probs.exp(), 1).squeeze(-1)
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self(observation, deterministic)
+
+
 class EnsembleCritic(BaseModel):
     """
     ``n_critics`` Q-networks ``Q_i(s, a)`` evaluated together as batched matrix products.
@@ -154,6 +220,9 @@ class EnsembleCritic(BaseModel):
     :param activation_fn: Activation function
     :param n_critics: Number of Q-networks
     :param normalize_images: Whether to divide images by 255
+
+    With ``Discrete`` actions each Q-network maps ``s`` to one value per action, read at the given action
+    (DQN's head); with ``Box`` actions it maps ``(s, a)`` to one value.
     """
 
     features_extractor: BaseFeaturesExtractor
@@ -161,7 +230,7 @@ class EnsembleCritic(BaseModel):
     def __init__(
         self,
         observation_space: spaces.Space,
-        action_space: spaces.Box,
+        action_space: spaces.Space,
         net_arch: list[int],
         features_extractor: BaseFeaturesExtractor,
         features_dim: int,
@@ -173,15 +242,21 @@ class EnsembleCritic(BaseModel):
             observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
         )
         self.n_critics = n_critics
-        sizes = [features_dim + int(np.prod(action_space.shape)), *net_arch]
+        self.discrete = isinstance(action_space, spaces.Discrete)
+        in_size = features_dim if self.discrete else features_dim + int(np.prod(action_space.shape))
+        sizes = [in_size, *net_arch]
         layers: list[nn.Module] = []
-        for in_size, out_size in itertools.pairwise(sizes):
-            layers += [EnsembleLinear(n_critics, in_size, out_size), activation_fn()]
-        layers.append(EnsembleLinear(n_critics, sizes[-1], 1))
+        for size_in, size_out in itertools.pairwise(sizes):
+            layers += [EnsembleLinear(n_critics, size_in, size_out), activation_fn()]
+        layers.append(EnsembleLinear(n_critics, sizes[-1], int(action_space.n) if self.discrete else 1))
         self.q_networks = nn.Sequential(*layers)
 
     def q_from_features(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
         """:return: Every critic's ``Q(s, a)``, shape ``(n_critics, batch)``."""
+        if self.discrete:
+            q_values = self.q_networks(features)  # (n_critics, batch, n_actions)
+            index = actions.long().reshape(1, -1, 1).expand(len(q_values), -1, 1)
+            return q_values.gather(-1, index).squeeze(-1)
         return self.q_networks(th.cat([features, actions], dim=-1)).squeeze(-1)
 
     def forward(self, obs: PyTorchObs, actions: th.Tensor) -> th.Tensor:
@@ -206,7 +281,7 @@ class ValueNetwork(BaseModel):
     def __init__(
         self,
         observation_space: spaces.Space,
-        action_space: spaces.Box,
+        action_space: spaces.Space,
         net_arch: list[int],
         features_extractor: BaseFeaturesExtractor,
         features_dim: int,
@@ -229,7 +304,8 @@ class ValueNetwork(BaseModel):
 
 class IQLPolicy(BasePolicy):
     """
-    Policy class (actor, twin critics with their target, and value network) for IQL.
+    Policy class (actor, twin critics with their target, and value network) for IQL: a Gaussian actor for
+    ``Box`` actions, a categorical one for ``Discrete`` actions.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -246,7 +322,7 @@ class IQLPolicy(BasePolicy):
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
     """
 
-    actor: GaussianActor
+    actor: GaussianActor | CategoricalActor
     critic: EnsembleCritic
     critic_target: EnsembleCritic
     value: ValueNetwork
@@ -254,7 +330,7 @@ class IQLPolicy(BasePolicy):
     def __init__(
         self,
         observation_space: spaces.Space,
-        action_space: spaces.Box,
+        action_space: spaces.Space,
         lr_schedule: Schedule,
         net_arch: Union[list[int], dict[str, list[int]], None] = None,
         activation_fn: type[nn.Module] = nn.ReLU,
@@ -273,7 +349,7 @@ class IQLPolicy(BasePolicy):
             features_extractor_kwargs,
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
-            squash_output=True,
+            squash_output=isinstance(action_space, spaces.Box),
             normalize_images=normalize_images,
         )
         if net_arch is None:
@@ -301,7 +377,8 @@ class IQLPolicy(BasePolicy):
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
-        self.actor = GaussianActor(**self._network_kwargs("pi"), dropout=self.actor_dropout)
+        actor_class = CategoricalActor if isinstance(self.action_space, spaces.Discrete) else GaussianActor
+        self.actor = actor_class(**self._network_kwargs("pi"), dropout=self.actor_dropout)
         self.critic = EnsembleCritic(**self._network_kwargs("qf"), n_critics=self.n_critics)
         self.critic_target = EnsembleCritic(**self._network_kwargs("qf"), n_critics=self.n_critics)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -349,13 +426,47 @@ class MultiInputPolicy(IQLPolicy):
     def __init__(
         self,
         observation_space: spaces.Dict,
-        action_space: spaces.Box,
+        action_space: spaces.Space,
         lr_schedule: Schedule,
         net_arch: Union[list[int], dict[str, list[int]], None] = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         actor_dropout: float | None = None,
         n_critics: int = 2,
         features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        features_extractor_kwargs: dict[str, Any] | None = None,
+        normalize_images: bool = True,
+        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
+        optimizer_kwargs: dict[str, Any] | None = None,
+    ):
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            actor_dropout,
+            n_critics,
+            features_extractor_class,
+            features_extractor_kwargs,
+            normalize_images,
+            optimizer_class,
+            optimizer_kwargs,
+        )
+
+
+class CnnPolicy(IQLPolicy):
+    """IQL policy for image observations: SB3's ``NatureCNN`` features (images are divided by 255)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Box,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: Union[list[int], dict[str, list[int]], None] = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        actor_dropout: float | None = None,
+        n_critics: int = 2,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
