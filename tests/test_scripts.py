@@ -65,6 +65,23 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             umaze,
         ),
         "benchmarks/binary_data.py": (["--tasks", "pen", "--expert-episodes", "1", "--out", str(tmp / "binary")], {}),
+        "benchmarks/discrete.py": (
+            [
+                "--tasks",
+                "cartpole",
+                "--steps",
+                "4",
+                "--seeds",
+                "1",
+                "--eval-freq",
+                "2",
+                "--eval-episodes",
+                "1",
+                "--out",
+                str(tmp / "d"),
+            ],
+            {},
+        ),
         "benchmarks/ant_controller.py": (
             ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
             {},
