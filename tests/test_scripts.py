@@ -44,6 +44,7 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
         "examples/offline.py": (["--steps", "20", "--eval-episodes", "1", "--plot", str(tmp / "curves.png")], {}),
         "examples/finetune.py": (["--offline-steps", "20", "--online-steps", "20", "--eval-episodes", "1"], {}),
         "examples/pendulum_data.py": ([], {}),
+        "examples/figure2_toy_maze.py": (["--steps", "20", "--episodes", "20", "--out", str(tmp / "figure2")], {}),
         "benchmarks/speed.py": (
             ["--steps", "3", "--repeats", "1", "--sizes", "antmaze", "--no-compile", "--load-transitions", "2000"],
             {},
