@@ -1,104 +1,35 @@
 """IQL on Discrete actions: the same update (checked against a plain transcription), the same API, the same checks."""
 
-import copy
-
 import gymnasium as gym
 import minari
 import numpy as np
 import pytest
 import torch as th
-import torch.nn.functional as F
 from conftest import small_iql
 from minari.data_collector.episode_buffer import EpisodeBuffer
 from stable_baselines3 import DQN
+from test_update import assert_step_matches_reference, make_model
 
 from sb3_iql import IQL
 from sb3_iql.datasets.discrete import build_discrete, cartpole_good
 
 
-def make_model(compile_update: bool = False) -> IQL:
-    model = IQL("MlpPolicy", None, expectile=0.8, beta=3.0, seed=0, device="cpu", compile_update=compile_update)
-    model.observation_space, model.action_space = gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), gym.spaces.Discrete(4)
-    model._setup_model()
-    rng = np.random.default_rng(0)
-    n = 64
-    dones = rng.random(n) < 0.3
-    model.replay_buffer.add_transitions(
-        rng.normal(size=(n, 5)).astype(np.float32),
-        rng.normal(size=(n, 5)).astype(np.float32),
-        rng.integers(0, 4, (n, 1)).astype(np.float32),
-        rng.normal(size=n).astype(np.float32),
-        dones,
-        dones & (rng.random(n) < 0.5),
-    )
-    return model
+def discrete_q_values(critic, obs, actions) -> list[th.Tensor]:
+    """Each critic's Q(s, .) from its layers, read at the dataset action by indexing."""
+    all_q = critic.q_networks(obs)
+    index = actions.long().squeeze(-1)
+    return [all_q[i][th.arange(len(index)), index] for i in range(len(all_q))]
 
 
-def reference_step(model: IQL, batch) -> dict:
-    """The discrete update written plainly: each critic's Q read by indexing, torch's Categorical, three backward passes."""
-    actor, critic, target, value = (
-        copy.deepcopy(net) for net in (model.actor, model.critic, model.critic_target, model.value)
-    )
-    optimizers = {}
-    for name, net, source in [("v", value, model.value), ("pi", actor, model.actor), ("q", critic, model.critic)]:
-        optimizers[name] = th.optim.Adam(net.parameters(), lr=3e-4, fused=True)
-        optimizers[name].load_state_dict(copy.deepcopy(source.optimizer.state_dict()))
-    obs, next_obs = batch.observations, batch.next_observations
-    index = batch.actions.long().squeeze(-1)
-    rows = th.arange(len(index))
-    rewards, not_done = batch.rewards.squeeze(-1), 1 - batch.dones.squeeze(-1)
-
-    def q_values(network, observations):  # every critic's Q(s, .), then each read at the dataset action
-        all_q = network.q_networks(observations)
-        return [all_q[i][rows, index] for i in range(len(all_q))]
-
-    with th.no_grad():
-        q_t = th.minimum(*q_values(target, obs))
-    u = q_t - value(obs)
-    value_loss = (th.abs(model.expectile - (u < 0).float()) * u**2).mean()
-    optimizers["v"].zero_grad()
-    value_loss.backward()
-    optimizers["v"].step()
-
-    with th.no_grad():
-        weight = th.exp(model.beta * (q_t - value(obs))).clamp(max=100.0)
-    logits = actor.logits(actor.latent_pi(obs))
-    actor_loss = -(weight * th.distributions.Categorical(logits=logits).log_prob(index)).mean()
-    optimizers["pi"].zero_grad()
-    actor_loss.backward()
-    optimizers["pi"].step()
-
-    with th.no_grad():
-        td_target = rewards + model.gamma * not_done * value(next_obs)
-    q1, q2 = q_values(critic, obs)
-    critic_loss = F.mse_loss(q1, td_target) + F.mse_loss(q2, td_target)
-    optimizers["q"].zero_grad()
-    critic_loss.backward()
-    optimizers["q"].step()
-    with th.no_grad():
-        for p, tp in zip(critic.parameters(), target.parameters()):
-            tp.mul_(1 - model.tau).add_(model.tau * p)
-    return {
-        "losses": [value_loss.item(), actor_loss.item(), critic_loss.item()],
-        "networks": {"value": value, "actor": actor, "critic": critic, "critic_target": target},
-    }
+def categorical_log_prob(actor, obs, actions) -> th.Tensor:
+    """torch's Categorical log-prob of the dataset action under the actor's logits."""
+    return th.distributions.Categorical(logits=actor.logits(actor.latent_pi(obs))).log_prob(actions.long().squeeze(-1))
 
 
 @pytest.mark.parametrize("compile_update", [False, True], ids=["eager", "compiled"])
 def test_the_discrete_update_matches_a_plain_transcription(compile_update):
-    model = make_model(compile_update)
-    for _ in range(3):
-        model._gradient_step(model.replay_buffer.sample(32))
-    batch = model.replay_buffer.sample(32)
-    model.policy.set_training_mode(True)
-    expected = reference_step(model, batch)
-    stats = model._gradient_step(batch)
-    np.testing.assert_allclose(
-        [stats.value_loss, stats.actor_loss, stats.critic_loss], expected["losses"], rtol=1e-5, atol=1e-6
-    )
-    for name, network in expected["networks"].items():
-        for p_model, p_expected in zip(getattr(model, name).parameters(), network.parameters()):
-            np.testing.assert_allclose(p_model.detach().numpy(), p_expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update, gym.spaces.Discrete(4))
+    assert_step_matches_reference(model, discrete_q_values, categorical_log_prob)
 
 
 @pytest.fixture

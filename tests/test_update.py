@@ -12,18 +12,29 @@ import torch.nn.functional as F
 
 from sb3_iql import IQL
 
+BOX_ACTIONS = gym.spaces.Box(-1, 1, (3,), np.float32)
 
-def make_model(observation_space: gym.Space, compile_update: bool = False) -> IQL:
+
+def make_model(
+    observation_space: gym.Space,
+    compile_update: bool = False,
+    action_space: gym.Space = BOX_ACTIONS,
+) -> IQL:
+    """A model with 64 random transitions in its buffer (actions in [-1, 1], or indices of a Discrete space)."""
     model = IQL("MlpPolicy", None, expectile=0.8, beta=3.0, seed=0, device="cpu", compile_update=compile_update)
-    model.observation_space, model.action_space = observation_space, gym.spaces.Box(-1, 1, (3,), np.float32)
+    model.observation_space, model.action_space = observation_space, action_space
     model._setup_model()
     rng = np.random.default_rng(0)
     n = 64
     dones = rng.random(n) < 0.3
+    if isinstance(action_space, gym.spaces.Discrete):
+        actions = rng.integers(0, action_space.n, (n, 1)).astype(np.float32)
+    else:
+        actions = rng.uniform(-1, 1, (n, 3)).astype(np.float32)
     model.replay_buffer.add_transitions(
         rng.normal(size=(n, 5)).astype(np.float32),
         rng.normal(size=(n, 5)).astype(np.float32),
-        rng.uniform(-1, 1, (n, 3)).astype(np.float32),
+        actions,
         rng.normal(size=n).astype(np.float32),
         dones,
         dones & (rng.random(n) < 0.5),
@@ -31,8 +42,24 @@ def make_model(observation_space: gym.Space, compile_update: bool = False) -> IQ
     return model
 
 
-def reference_step(model: IQL, batch) -> dict[str, float]:
-    """Algorithm 1 written plainly: three backward passes, each critic on its own, torch's Normal log-prob."""
+def box_q_values(critic, obs, actions) -> list[th.Tensor]:
+    """Each critic's Q(s, a)."""
+    return list(critic(obs, actions))
+
+
+def box_log_prob(actor, obs, actions) -> th.Tensor:
+    """torch's Normal log-prob of the actions under the actor's mean and std."""
+    mean, log_std = actor.mean_and_log_std(obs)
+    return th.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
+
+
+def reference_step(model: IQL, batch, q_values=box_q_values, log_prob=box_log_prob) -> dict[str, float]:
+    """
+    Algorithm 1 written plainly: three backward passes, each critic on its own.
+
+    :param q_values: ``(critic, obs, actions) -> [Q_1(s, a), Q_2(s, a)]``, written plainly for the action space
+    :param log_prob: ``(actor, obs, actions) -> log pi(a|s)``, with torch's distribution for the action space
+    """
     actor, critic, target, value = (
         copy.deepcopy(net) for net in (model.actor, model.critic, model.critic_target, model.value)
     )
@@ -46,8 +73,7 @@ def reference_step(model: IQL, batch) -> dict[str, float]:
     rewards, not_done = batch.rewards.squeeze(-1), 1 - batch.dones.squeeze(-1)
 
     with th.no_grad():
-        q1_t, q2_t = target(obs, actions)
-        q_t = th.minimum(q1_t, q2_t)
+        q_t = th.minimum(*q_values(target, obs, actions))
     v = value(obs)
     u = q_t - v
     value_loss = (th.abs(model.expectile - (u < 0).float()) * u**2).mean()
@@ -57,16 +83,14 @@ def reference_step(model: IQL, batch) -> dict[str, float]:
 
     with th.no_grad():
         weight = th.exp(model.beta * (q_t - value(obs))).clamp(max=100.0)
-    mean, log_std = actor.mean_and_log_std(obs)
-    log_prob = th.distributions.Normal(mean, log_std.exp()).log_prob(actions).sum(-1)
-    actor_loss = -(weight * log_prob).mean()
+    actor_loss = -(weight * log_prob(actor, obs, actions)).mean()
     optimizers["pi"].zero_grad()
     actor_loss.backward()
     optimizers["pi"].step()
 
     with th.no_grad():
         td_target = rewards + model.gamma * not_done * value(next_obs)
-    q1, q2 = critic(obs, actions)
+    q1, q2 = q_values(critic, obs, actions)
     critic_loss = F.mse_loss(q1, td_target) + F.mse_loss(q2, td_target)
     optimizers["q"].zero_grad()
     critic_loss.backward()
@@ -80,14 +104,14 @@ def reference_step(model: IQL, batch) -> dict[str, float]:
     }
 
 
-@pytest.mark.parametrize("compile_update", [False, True], ids=["eager", "compiled"])
-def test_update_matches_straightforward_algorithm_1(compile_update):
-    model = make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update)
-    for _ in range(3):  # a few steps so Adam's moments and the target critics are not at their initial values
+def assert_step_matches_reference(model: IQL, q_values=box_q_values, log_prob=box_log_prob) -> None:
+    """After a few steps (so Adam's moments and the target critics are not at their initial values), one more
+    gradient step of the model equals ``reference_step``'s: losses and every network's parameters."""
+    for _ in range(3):
         model._gradient_step(model.replay_buffer.sample(32))
     batch = model.replay_buffer.sample(32)
     model.policy.set_training_mode(True)
-    expected = reference_step(model, batch)
+    expected = reference_step(model, batch, q_values, log_prob)
     stats = model._gradient_step(batch)
     np.testing.assert_allclose(
         [stats.value_loss, stats.actor_loss, stats.critic_loss], expected["losses"], rtol=1e-5, atol=1e-6
@@ -95,6 +119,11 @@ def test_update_matches_straightforward_algorithm_1(compile_update):
     for name, network in expected["networks"].items():
         for p_model, p_expected in zip(getattr(model, name).parameters(), network.parameters()):
             np.testing.assert_allclose(p_model.detach().numpy(), p_expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("compile_update", [False, True], ids=["eager", "compiled"])
+def test_update_matches_straightforward_algorithm_1(compile_update):
+    assert_step_matches_reference(make_model(gym.spaces.Box(-np.inf, np.inf, (5,), np.float32), compile_update))
 
 
 def test_compiled_update_is_one_graph():

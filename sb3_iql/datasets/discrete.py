@@ -6,7 +6,8 @@ bad one, the kind of logged data where offline RL beats behaviour cloning.
   (a linear rule on angle, angular velocity, position and velocity; it balances for all 500 steps); the
   bad one always pushes left (the pole falls within about 10 steps).
 - ``acrobot-mixed`` (``Acrobot-v1``): the good controller applies torque along the second joint's angular
-  velocity (pumping energy; it swings up in about 80 steps); the bad one applies none (the links hang).
+  velocity (pumping energy; it swings up in about 80 steps); the bad one applies it against that velocity
+  (damping: the links stay down for the whole 500 steps).
 
 Each controller acts at random with probability ``epsilon`` (0.1), as logged systems explore. The bad
 policy is biased, not uniform: behaviour cloning's most likely action then follows it wherever the two

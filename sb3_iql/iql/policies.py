@@ -61,12 +61,9 @@ class EnsembleLinear(nn.Module):
         return th.baddbmm(self.bias, inputs, self.weight)
 
 
-class GaussianActor(BasePolicy):
+class MlpActor(BasePolicy):
     """
-    Gaussian policy ``N(tanh(mu(s)), exp(log_std))`` with a state-independent log-std.
-
-    The tanh bounds the mean, not the sample: log-probabilities of dataset actions at +-1
-    stay finite, unlike a tanh-squashed Gaussian. Sampled actions are clipped to [-1, 1].
+    What IQL's actors share: features, then an MLP (``latent_pi``) with optional dropout; subclasses add the head.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -81,7 +78,7 @@ class GaussianActor(BasePolicy):
     def __init__(
         self,
         observation_space: spaces.Space,
-        action_space: spaces.Box,
+        action_space: spaces.Space,
         net_arch: list[int],
         features_extractor: BaseFeaturesExtractor,
         features_dim: int,
@@ -94,17 +91,14 @@ class GaussianActor(BasePolicy):
             action_space,
             features_extractor=features_extractor,
             normalize_images=normalize_images,
-            squash_output=True,
+            squash_output=isinstance(action_space, spaces.Box),
         )
         self.net_arch = net_arch
         self.features_dim = features_dim
         self.activation_fn = activation_fn
         self.dropout = dropout
-        action_dim = int(np.prod(action_space.shape))
         self.latent_pi = mlp(features_dim, net_arch, activation_fn, dropout)
-        self.mu = nn.Linear(net_arch[-1] if net_arch else features_dim, action_dim)
-        self.log_std = nn.Parameter(th.zeros(action_dim))
-        self.apply(orthogonal_init)
+        self.latent_dim = net_arch[-1] if net_arch else features_dim
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
@@ -116,6 +110,26 @@ class GaussianActor(BasePolicy):
             features_extractor=self.features_extractor,
         )
         return data
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
+        return self(observation, deterministic)
+
+
+class GaussianActor(MlpActor):
+    """
+    Gaussian policy ``N(tanh(mu(s)), exp(log_std))`` with a state-independent log-std.
+
+    The tanh bounds the mean, not the sample: log-probabilities of dataset actions at +-1
+    stay finite, unlike a tanh-squashed Gaussian. Sampled actions are clipped to [-1, 1].
+    Parameters: see ``MlpActor``.
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Box, *args: Any, **kwargs: Any):
+        super().__init__(observation_space, action_space, *args, **kwargs)
+        action_dim = int(np.prod(action_space.shape))
+        self.mu = nn.Linear(self.latent_dim, action_dim)
+        self.log_std = nn.Parameter(th.zeros(action_dim))
+        self.apply(orthogonal_init)
 
     def mean_and_log_std(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         """:return: The action mean (in [-1, 1]) and the clipped log-std, from features."""
@@ -138,57 +152,17 @@ class GaussianActor(BasePolicy):
             return mean
         return th.clamp(mean + th.randn_like(mean) * log_std.exp(), -1.0, 1.0)
 
-    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        return self(observation, deterministic)
 
-
-class CategoricalActor(BasePolicy):
+class CategoricalActor(MlpActor):
     """
     Categorical policy ``softmax(logits(s))`` over a ``Discrete`` action space: IQL's actor for discrete actions.
-    Deterministic actions are the most likely ones.
-
-    :param observation_space: Observation space
-    :param action_space: Action space (``Discrete``)
-    :param net_arch: Hidden layer sizes
-    :param features_extractor: Network that turns observations into features
-    :param features_dim: Number of features
-    :param activation_fn: Activation function
-    :param dropout: Dropout rate after each hidden layer (None for none)
-    :param normalize_images: Whether to divide images by 255
+    Deterministic actions are the most likely ones. Parameters: see ``MlpActor``.
     """
 
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Discrete,
-        net_arch: list[int],
-        features_extractor: BaseFeaturesExtractor,
-        features_dim: int,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        dropout: float | None = None,
-        normalize_images: bool = True,
-    ):
-        super().__init__(
-            observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images
-        )
-        self.net_arch = net_arch
-        self.features_dim = features_dim
-        self.activation_fn = activation_fn
-        self.dropout = dropout
-        self.latent_pi = mlp(features_dim, net_arch, activation_fn, dropout)
-        self.logits = nn.Linear(net_arch[-1] if net_arch else features_dim, int(action_space.n))
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Discrete, *args: Any, **kwargs: Any):
+        super().__init__(observation_space, action_space, *args, **kwargs)
+        self.logits = nn.Linear(self.latent_dim, int(action_space.n))
         self.apply(orthogonal_init)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(
-            net_arch=self.net_arch,
-            features_dim=self.features_dim,
-            activation_fn=self.activation_fn,
-            dropout=self.dropout,
-            features_extractor=self.features_extractor,
-        )
-        return data
 
     def log_probs(self, obs: PyTorchObs) -> th.Tensor:
         """:return: ``log pi(.|s)`` of every action, shape ``(batch, n_actions)``."""
@@ -203,9 +177,6 @@ class CategoricalActor(BasePolicy):
         if deterministic:
             return log_probs.argmax(dim=-1)
         return th.multinomial(log_probs.exp(), 1).squeeze(-1)
-
-    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
-        return self(observation, deterministic)
 
 
 class EnsembleCritic(BaseModel):
@@ -315,13 +286,15 @@ class IQLPolicy(BasePolicy):
     :param activation_fn: Activation function
     :param actor_dropout: Dropout rate in the actor's hidden layers (paper: 0.1 on Kitchen and Adroit)
     :param n_critics: Number of Q-networks (the paper uses two and takes their minimum)
-    :param features_extractor_class: Features extractor to use
+    :param features_extractor_class: Features extractor to use (default: the class's ``default_features_extractor_class``:
+        ``FlattenExtractor``; ``CombinedExtractor`` for ``MultiInputPolicy``, ``NatureCNN`` for ``CnnPolicy``)
     :param features_extractor_kwargs: Keyword arguments to pass to the features extractor
     :param normalize_images: Whether to divide images by 255
     :param optimizer_class: The optimizer to use, ``th.optim.Adam`` by default
     :param optimizer_kwargs: Additional keyword arguments, excluding the learning rate, to pass to the optimizer
     """
 
+    default_features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor
     actor: GaussianActor | CategoricalActor
     critic: EnsembleCritic
     critic_target: EnsembleCritic
@@ -336,7 +309,7 @@ class IQLPolicy(BasePolicy):
         activation_fn: type[nn.Module] = nn.ReLU,
         actor_dropout: float | None = None,
         n_critics: int = 2,
-        features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor,
+        features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         features_extractor_kwargs: dict[str, Any] | None = None,
         normalize_images: bool = True,
         optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
@@ -345,7 +318,7 @@ class IQLPolicy(BasePolicy):
         super().__init__(
             observation_space,
             action_space,
-            features_extractor_class,
+            features_extractor_class or self.default_features_extractor_class,
             features_extractor_kwargs,
             optimizer_class=optimizer_class,
             optimizer_kwargs=optimizer_kwargs,
@@ -423,66 +396,10 @@ MlpPolicy = IQLPolicy
 class MultiInputPolicy(IQLPolicy):
     """IQL policy for Dict observations (goal-conditioned tasks such as AntMaze): the keys are flattened and concatenated."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Dict,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        net_arch: Union[list[int], dict[str, list[int]], None] = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        actor_dropout: float | None = None,
-        n_critics: int = 2,
-        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-    ):
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch,
-            activation_fn,
-            actor_dropout,
-            n_critics,
-            features_extractor_class,
-            features_extractor_kwargs,
-            normalize_images,
-            optimizer_class,
-            optimizer_kwargs,
-        )
+    default_features_extractor_class = CombinedExtractor
 
 
 class CnnPolicy(IQLPolicy):
     """IQL policy for image observations: SB3's ``NatureCNN`` features (images are divided by 255)."""
 
-    def __init__(
-        self,
-        observation_space: spaces.Box,
-        action_space: spaces.Space,
-        lr_schedule: Schedule,
-        net_arch: Union[list[int], dict[str, list[int]], None] = None,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        actor_dropout: float | None = None,
-        n_critics: int = 2,
-        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
-        features_extractor_kwargs: dict[str, Any] | None = None,
-        normalize_images: bool = True,
-        optimizer_class: type[th.optim.Optimizer] = th.optim.Adam,
-        optimizer_kwargs: dict[str, Any] | None = None,
-    ):
-        super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch,
-            activation_fn,
-            actor_dropout,
-            n_critics,
-            features_extractor_class,
-            features_extractor_kwargs,
-            normalize_images,
-            optimizer_class,
-            optimizer_kwargs,
-        )
+    default_features_extractor_class = NatureCNN
