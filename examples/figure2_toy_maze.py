@@ -22,17 +22,14 @@ import torch as th
 
 from sb3_iql import IQL
 
-# 1 = wall; S = start, G = goal. A U-shaped corridor: the goal is far from the start along the maze.
+# "#" = wall; S = start, G = goal. A U-shaped corridor: the goal is 12 steps from the start along the maze,
+# 2 cells away through the wall.
 LAYOUT = [
-    "#########",
-    "#G......#",
-    "#######.#",
-    "#.......#",
-    "#.#######",
-    "#.......#",
-    "#######.#",
-    "#S......#",
-    "#########",
+    "########",
+    "#G.....#",
+    "######.#",
+    "#S.....#",
+    "########",
 ]
 MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)])
 GAMMA = 0.9
