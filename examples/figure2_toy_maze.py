@@ -159,7 +159,7 @@ def main() -> None:
         name = f"IQL, expectile {expectile}" + (" (one-step, SARSA-like)" if expectile == 0.5 else "")
         maps[name] = value_map(env, learned)
         error = float(np.mean([abs(learned[cell] - optimal[cell]) for cell in cells]))
-        far = [cell for cell in cells if optimal[cell] < GAMMA**8]  # 9 or more steps from the goal
+        far = [cell for cell in cells if optimal[cell] < GAMMA**8]  # 10 or more steps from the goal
         ratio = float(np.mean([learned[cell] / optimal[cell] for cell in far]))
         rows.append({"expectile": expectile, "mean |V - V*|": round(error, 3), "V / V* beyond 8 steps": round(ratio, 2),
                      "success rate from the start": success_rate(model)})  # fmt: skip
