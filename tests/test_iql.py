@@ -301,3 +301,21 @@ def test_the_old_step_count_name_still_works_with_a_warning(pendulum_dataset):
     with pytest.warns(FutureWarning, match="total_timesteps"):
         model.learn_offline(pendulum_dataset, n_steps=3)
     assert model.num_timesteps == 3
+
+
+@pytest.mark.parametrize("reduction", ["min", "mean"])
+def test_the_target_critics_are_combined_by_their_min_or_when_asked_their_mean(pendulum_dataset, reduction):
+    model = small_iql(None, critic_reduction=reduction)
+    model.learn_offline(pendulum_dataset, 5)  # the two critics differ after a few steps
+    batch = model.replay_buffer.sample(32)
+    with th.no_grad():
+        target_qs = model.critic_target(batch.observations, batch.actions)
+        combined = target_qs.min(dim=0).values if reduction == "min" else target_qs.mean(dim=0)
+        expected = expectile_loss(combined - model.value(batch.observations), model.expectile).mean()
+    assert not th.allclose(target_qs.min(dim=0).values, target_qs.mean(dim=0))
+    assert model._update(batch).value_loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_an_unknown_critic_reduction_is_refused():
+    with pytest.raises(ValueError, match="critic_reduction must be 'min' or 'mean'"):
+        IQL("MlpPolicy", None, critic_reduction="max")
