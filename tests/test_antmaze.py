@@ -8,6 +8,7 @@ from sb3_iql import IQL, IQLEvalCallback
 from sb3_iql.data.goals import goal_segments
 from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets.ant_controller import (
+    DATA_ACTION_GAIN,
     SHIPPED_CONTROLLER,
     AntController,
     controller_features,
@@ -257,3 +258,12 @@ def test_a_warm_start_copies_the_controller_into_sac_and_freezes_its_actor(tmp_p
     )  # fmt: skip
     features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
     np.testing.assert_allclose(AntController.load(tmp_path / "out.npz")(features), AntController.load()(features), atol=1e-6)
+
+
+def test_the_action_gain_scales_the_controllers_actions_and_the_recipe_uses_the_datas():
+    features = np.random.default_rng(0).normal(size=(4, 30)).astype(np.float32)
+    np.testing.assert_allclose(AntController.load(gain=0.5)(features), 0.5 * AntController.load()(features), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"gain must be in \(0, 1\]"):
+        AntController.load(gain=1.5)
+    dataset = build_antmaze("umaze", n_transitions=30, reference_episodes=1, progress=False)
+    assert f"scaled by {DATA_ACTION_GAIN})" in dataset.storage.metadata["description"]

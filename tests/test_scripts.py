@@ -83,6 +83,7 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             ],
             {},
         ),
+        "benchmarks/ant_gain.py": (["--gains", "0.5", "--episodes", "1", "--out", str(tmp / "gain")], {}),
         "benchmarks/ant_controller.py": (
             ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
             {},

@@ -27,7 +27,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sb3_iql.data.episodes import episode_buffer
-from sb3_iql.datasets.ant_controller import DATA_ACTION_NOISE, AntController, fell_over
+from sb3_iql.datasets.ant_controller import (
+    DATA_ACTION_GAIN,
+    DATA_ACTION_NOISE,
+    SHIPPED_CONTROLLER,
+    AntController,
+    fell_over,
+)
 from sb3_iql.datasets.maze import CellWaypoints
 from sb3_iql.datasets.recording import write_dataset
 from sb3_iql.tasks.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, paper_task_env
@@ -205,6 +211,7 @@ def build_antmaze(
     reference_episodes: int = REFERENCE_EPISODES,
     overwrite: bool = False,
     progress: bool = True,
+    action_gain: float = DATA_ACTION_GAIN,
 ) -> minari.MinariDataset:
     """
     Build ``sb3-iql/antmaze/{name}-v1`` as Minari built ``D4RL/antmaze/{name}-v1`` (module docstring).
@@ -215,9 +222,10 @@ def build_antmaze(
     :param seed: Seed of the first reset (Minari: 123), of the noise and of the waypoint jitter
     :param controller_file: A goal-reaching ant controller (default: the one shipped with sb3-iql)
     :param reference_episodes: Episodes behind each reference score (Minari: 100)
+    :param action_gain: Factor on the controller's actions (``DATA_ACTION_GAIN``: a gentler gait that rarely falls)
     """
     task = _task(name)
-    controller = AntController.load(controller_file) if controller_file else AntController.load()
+    controller = AntController.load(controller_file or SHIPPED_CONTROLLER, gain=action_gain)
     episodes = collect(name, n_transitions, controller, noise, seed, progress)
     eval_spec = make_eval_env_spec(name)
     eval_env = gym.make(eval_spec)
@@ -231,8 +239,8 @@ def build_antmaze(
         reference_episodes=reference_episodes,
         description=(
             f"Minari's D4RL/antmaze/{name}-v1 recipe rebuilt with sb3-iql's goal-reaching ant: a BFS waypoint planner "
-            f"over the cells of {task.env_id} (continuing_task=True, reset_target=False) drives the ant with Gaussian "
-            f"action noise {noise}; {n_transitions} transitions in episodes of the env's time limit; reward 1 within "
+            f"over the cells of {task.env_id} (continuing_task=True, reset_target=False) drives the ant (its actions "
+            f"scaled by {action_gain}) with Gaussian action noise {noise}; {n_transitions} transitions in episodes of the env's time limit; reward 1 within "
             "0.45 of the goal and no terminations. Evaluation env: the same with the evaluation map (fixed start and "
             "goal). Reference scores: mean return of the noise-free planner and of random actions in it."
         ),
