@@ -19,27 +19,32 @@ from protocol import paper_name, write_markdown
 
 from sb3_iql.data.goals import GOALS, is_goal_dataset
 from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
-from sb3_iql.datasets.ant_controller import AntController, fell_over
+from sb3_iql.datasets.ant_controller import DATA_ACTION_GAIN, AntController, fell_over
 from sb3_iql.datasets.antmaze import planner_success
 from sb3_iql.tasks.antmaze import GOAL_RADIUS
 
 
 def recorded_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
     """:return: The dataset's episodes as recorded: size, time at the goal, goals reached, falls."""
-    n_steps = n_at_goal = n_reached = n_fallen = 0
+    n_steps = n_at_goal = n_reached = n_fallen = n_end_fallen = n_steps_fallen = 0
     for episode in dataset.iterate_episodes():
         observations = episode.observations
         distance = np.linalg.norm(observations["achieved_goal"] - observations["desired_goal"], axis=-1)
+        fallen = np.array([fell_over(state) for state in observations["observation"][1:]])  # after each step
         n_steps += len(episode.rewards)
         n_at_goal += int(np.sum(episode.rewards == 1))
         n_reached += int(np.any(distance <= GOAL_RADIUS))
-        n_fallen += int(any(fell_over(state) for state in observations["observation"]))
+        n_fallen += int(fallen.any())
+        n_end_fallen += int(fallen[-1])
+        n_steps_fallen += int(fallen.sum())
     n_episodes = dataset.total_episodes
     return {
         "episodes / transitions": f"{n_episodes:,} / {n_steps:,}",
         "transitions at the goal (reward 1)": f"{100 * n_at_goal / n_steps:.1f}%",
         "episodes that reach their goal": f"{100 * n_reached / n_episodes:.1f}%",
         "episodes in which the ant falls over": f"{100 * n_fallen / n_episodes:.1f}%",
+        "episodes that end with the ant upside down": f"{100 * n_end_fallen / n_episodes:.1f}%",
+        "transitions spent upside down": f"{100 * n_steps_fallen / n_steps:.1f}%",
     }
 
 
@@ -59,7 +64,7 @@ def planner_statistics(dataset_id: str, n_episodes: int) -> dict[str, str]:
     if name is None or not name.startswith("antmaze-"):
         raise SystemExit(f"'{dataset_id}' is none of the paper's AntMaze datasets: run it without --planner-episodes.")
     maze = name.removeprefix("antmaze-").rsplit("-v", 1)[0]
-    result = planner_success(maze, AntController.load(), n_episodes=n_episodes)
+    result = planner_success(maze, AntController.load(gain=DATA_ACTION_GAIN), n_episodes=n_episodes)
     return {
         f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over": (
             f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}%"
