@@ -78,18 +78,17 @@ def paper_eval_map(maze_map: list) -> list:
     return UMAZE_DATA_MAP if size == "umaze" else EVAL_MAPS[size]
 
 
-def _collection_spec(dataset: minari.MinariDataset) -> gym.envs.registration.EnvSpec | None:
-    return dataset.spec.env_spec
+def _collection_map(dataset: minari.MinariDataset) -> list | None:
+    """:return: The map of the AntMaze env a dataset was collected in (its spec's, else the registered default), or None."""
+    spec = dataset.spec.env_spec
+    if spec is None or not spec.id.startswith("AntMaze_"):
+        return None
+    return spec.kwargs.get("maze_map") or gym.spec(spec.id).kwargs.get("maze_map")
 
 
 def is_antmaze(dataset: minari.MinariDataset) -> bool:
     """:return: Whether the dataset was collected in one of AntMaze's three mazes (so the paper's task applies)."""
-    spec = _collection_spec(dataset)
-    if spec is None or not spec.id.startswith("AntMaze_"):
-        return False
-    maze_map = spec.kwargs.get("maze_map")
-    if maze_map is None:  # the env's default map: read it from the registration
-        maze_map = gym.spec(spec.id).kwargs.get("maze_map")
+    maze_map = _collection_map(dataset)
     return maze_map is not None and maze_size(maze_map) is not None
 
 
@@ -102,13 +101,11 @@ def cell_centre(maze_map: list, cell: tuple[int, int], scaling: float = MAZE_SIZ
 
 def evaluation_goal(dataset: minari.MinariDataset) -> np.ndarray:
     """:return: The ``(x, y)`` centre of the goal cell of the paper's evaluation map for this dataset (no env is made)."""
-    spec = _collection_spec(dataset)
-    if spec is None or not is_antmaze(dataset):
+    if not is_antmaze(dataset):
         raise ValueError(f"Dataset '{dataset.spec.dataset_id}' is not an AntMaze dataset: it has no paper evaluation goal.")
-    maze_map = spec.kwargs.get("maze_map") or gym.spec(spec.id).kwargs["maze_map"]
-    eval_map = paper_eval_map(maze_map)
+    eval_map = paper_eval_map(_collection_map(dataset))
     cell = next((row, col) for row, line in enumerate(eval_map) for col, value in enumerate(line) if value == G)
-    return cell_centre(eval_map, cell, spec.kwargs.get("maze_size_scaling", MAZE_SIZE_SCALING))
+    return cell_centre(eval_map, cell, dataset.spec.env_spec.kwargs.get("maze_size_scaling", MAZE_SIZE_SCALING))
 
 
 def paper_task_env(collection_env: gym.Env, max_episode_steps: int | None = None) -> gym.Env:
