@@ -10,7 +10,7 @@ import pytest
 import torch as th
 from conftest import rollout_episodes, small_iql
 from minari.data_collector.episode_buffer import EpisodeBuffer
-from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 
 from sb3_iql import IQL
 from sb3_iql.datasets.dapg import DapgPolicy
@@ -230,7 +230,7 @@ from sb3_iql import IQL
 
 th.set_num_threads(1)
 arrays = dict(np.load(sys.argv[1]))
-checkpoint_at, total = int(sys.argv[3]), int(sys.argv[4])
+phase, checkpoint_at, total = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 
 
 class Stall(BaseCallback):
@@ -241,53 +241,51 @@ class Stall(BaseCallback):
         return True
 
 
-model = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
-save = CheckpointCallback(save_freq=checkpoint_at, save_path=sys.argv[2], save_replay_buffer=True)
-model.learn_offline(arrays, total, callback=[save, Stall()])
+model = IQL("MlpPolicy", ENV, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+if phase == "offline":
+    save = CheckpointCallback(save_freq=checkpoint_at, save_path=sys.argv[2], save_replay_buffer=True)
+    model.learn_offline(arrays, total, callback=[save, Stall()])
+else:
+    model.learn_offline(arrays, OFFLINE_STEPS)
+    save = CheckpointCallback(save_freq=checkpoint_at - OFFLINE_STEPS, save_path=sys.argv[2], save_replay_buffer=True)
+    model.learn(total - OFFLINE_STEPS, callback=[save, Stall()], reset_num_timesteps=False)
 """
 POLICY_KWARGS = {"net_arch": [32, 32], "actor_dropout": 0.1}  # dropout: the run draws random numbers besides batches
+OFFLINE_STEPS = 20  # before the online phase
 
 
-def test_an_offline_run_killed_mid_way_resumes_bit_for_bit(pendulum_dataset, tmp_path):
+def _run_killed_at(arrays, tmp_path, phase, env_id, checkpoint_at, total) -> None:
+    """Run in a subprocess that checkpoints at ``checkpoint_at`` steps (SB3's ``CheckpointCallback``), then kill it."""
     import os
     import signal
     import subprocess
     import sys
 
-    from sb3_iql.data.readers import dataset_transitions
-
-    transitions = dataset_transitions(pendulum_dataset)
-    arrays = {
-        "observations": transitions.observations,
-        "next_observations": transitions.next_observations,
-        "actions": transitions.actions,
-        "rewards": transitions.rewards,
-        "terminals": transitions.dones & ~transitions.timeouts,
-        "timeouts": transitions.timeouts,
-    }
     np.savez(tmp_path / "data.npz", **arrays)
-    checkpoint_at, total = 30, 60
     script = tmp_path / "run.py"
-    script.write_text(RESUMABLE_RUN.replace("POLICY_KWARGS", repr(POLICY_KWARGS)))
+    code = RESUMABLE_RUN.replace("POLICY_KWARGS", repr(POLICY_KWARGS)).replace("ENV", repr(env_id))
+    script.write_text(code.replace("OFFLINE_STEPS", str(OFFLINE_STEPS)))
+    command = [sys.executable, str(script), str(tmp_path / "data.npz"), str(tmp_path / "ckpt"), phase]
     child = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "data.npz"), str(tmp_path / "ckpt"), str(checkpoint_at), str(total)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [*command, str(checkpoint_at), str(total)], stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
     )
     assert child.stdout.readline().strip() == "checkpointed"
     child.send_signal(signal.SIGKILL)  # a real kill: no exception handler, no atexit runs in the child
     child.wait(timeout=60)
     assert child.returncode == -signal.SIGKILL
 
+
+def _resume(tmp_path, checkpoint_at) -> IQL:
+    """Load the killed run's checkpoint as SB3 users do, in a process whose random state has moved on."""
     resumed = IQL.load(tmp_path / "ckpt" / f"rl_model_{checkpoint_at}_steps.zip", device="cpu")
     resumed.load_replay_buffer(tmp_path / "ckpt" / f"rl_model_replay_buffer_{checkpoint_at}_steps.pkl")
     th.manual_seed(12345)  # whatever this process drew before, the run goes on with the state saved in the file
-    resumed.learn_offline(arrays, total - checkpoint_at, reset_num_timesteps=False)
+    np.random.seed(54321)
+    return resumed
 
-    uninterrupted = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
-    uninterrupted.learn_offline(arrays, total)
-    assert resumed.num_timesteps == uninterrupted.num_timesteps == total
+
+def _assert_same_training_state(resumed: IQL, uninterrupted: IQL) -> None:
+    assert resumed.num_timesteps == uninterrupted.num_timesteps
     for name, tensor in uninterrupted.policy.state_dict().items():
         assert th.equal(resumed.policy.state_dict()[name], tensor), name
     for optimizer in ("actor", "critic", "value"):
@@ -296,3 +294,65 @@ def test_an_offline_run_killed_mid_way_resumes_bit_for_bit(pendulum_dataset, tmp
         for index, state in expected.items():
             for key, value in state.items():
                 assert th.equal(actual[index][key], value), (optimizer, index, key)
+
+
+def _pendulum_arrays(pendulum_dataset) -> dict[str, np.ndarray]:
+    from sb3_iql.data.readers import dataset_transitions
+
+    transitions = dataset_transitions(pendulum_dataset)
+    return {
+        "observations": transitions.observations,
+        "next_observations": transitions.next_observations,
+        "actions": transitions.actions,
+        "rewards": transitions.rewards,
+        "terminals": transitions.dones & ~transitions.timeouts,
+        "timeouts": transitions.timeouts,
+    }
+
+
+def test_an_offline_run_killed_mid_way_resumes_bit_for_bit(pendulum_dataset, tmp_path):
+    arrays = _pendulum_arrays(pendulum_dataset)
+    checkpoint_at, total = 30, 60
+    _run_killed_at(arrays, tmp_path, "offline", None, checkpoint_at, total)
+    resumed = _resume(tmp_path, checkpoint_at)
+    resumed.learn_offline(arrays, total - checkpoint_at, reset_num_timesteps=False)
+
+    uninterrupted = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+    uninterrupted.learn_offline(arrays, total)
+    assert resumed.num_timesteps == total
+    _assert_same_training_state(resumed, uninterrupted)
+
+
+def test_an_online_run_killed_mid_episode_resumes_bit_for_bit(pendulum_dataset, tmp_path):
+    """The env (Pendulum pickles with its state) and the step the checkpoint interrupted travel in the model file."""
+    arrays = _pendulum_arrays(pendulum_dataset)
+    checkpoint_at, total = OFFLINE_STEPS + 50, OFFLINE_STEPS + 90  # Pendulum's episodes last 200 steps: mid-episode
+    _run_killed_at(arrays, tmp_path, "online", "Pendulum-v1", checkpoint_at, total)
+    resumed = _resume(tmp_path, checkpoint_at)
+    assert resumed.get_env() is not None  # the saved env, in the state the run left it
+    resumed.learn(total - checkpoint_at, reset_num_timesteps=False)
+
+    uninterrupted = IQL("MlpPolicy", "Pendulum-v1", seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+    uninterrupted.learn_offline(arrays, OFFLINE_STEPS)
+    uninterrupted.learn(total - OFFLINE_STEPS, reset_num_timesteps=False)
+    assert resumed.num_timesteps == total
+    assert resumed.replay_buffer.size() == uninterrupted.replay_buffer.size()
+    np.testing.assert_array_equal(resumed._last_obs, uninterrupted._last_obs)
+    _assert_same_training_state(resumed, uninterrupted)
+
+
+def test_a_resumed_online_run_in_a_new_env_starts_a_new_episode(pendulum_dataset, tmp_path):
+    """SB3's ``IQL.load(path, env=...)`` resets the env it is given; the interrupted step is still stored and trained on."""
+    arrays = _pendulum_arrays(pendulum_dataset)
+    model = IQL("MlpPolicy", "Pendulum-v1", seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+    model.learn_offline(arrays, OFFLINE_STEPS)
+    save = CheckpointCallback(save_freq=10, save_path=str(tmp_path), save_replay_buffer=True)
+    model.learn(10, callback=save, reset_num_timesteps=False)
+    assert model._pending_step is None  # only the saved copy carries the interrupted step
+    checkpoint = tmp_path / f"rl_model_{OFFLINE_STEPS + 10}_steps.zip"
+    resumed = IQL.load(checkpoint, env=gym.make("Pendulum-v1"), device="cpu")
+    resumed.load_replay_buffer(tmp_path / f"rl_model_replay_buffer_{OFFLINE_STEPS + 10}_steps.pkl")
+    saved_size = resumed.replay_buffer.size()
+    resumed.learn(1, reset_num_timesteps=False)
+    assert resumed.replay_buffer.size() == saved_size + 2  # the interrupted step, then the new one
+    assert resumed._n_updates == model._n_updates + 1  # the saved model trained on neither yet

@@ -9,15 +9,17 @@ import warnings
 import zipfile
 from typing import TypeVar, Union
 
+import cloudpickle
 import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from gymnasium.utils import EzPickle
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples
-from stable_baselines3.common.utils import configure_logger
+from stable_baselines3.common.utils import configure_logger, should_collect_more_steps
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_iql.common.buffers import TensorReplayBuffer
@@ -52,6 +54,11 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     # The random state at the last save (saved with the model), and whether a loaded model still has to take it up.
     _saved_rng_state: dict | None = None
     _resume_rng: bool = False
+    # Online: the callbacks of the run in progress, how far its transitions are stored, and the step a save
+    # interrupted (a callback saves after the env step, before SB3 stores it and trains), finished on resume.
+    _online_callback: BaseCallback | None = None
+    _stored_timesteps: int = 0
+    _pending_step: dict | None = None
 
     def _offline_gradient_step(self, batch: ReplayBufferSamples, step: int, total_steps: int) -> th.Tensor:
         """
@@ -314,7 +321,9 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             # The actor's lr schedule spans the whole run, also when a saved run resumes (reset_num_timesteps=False).
             self._offline_schedule_start = 0 if reset_num_timesteps else self.num_timesteps
         if self.env is not None:
+            self._pending_step = None  # an online step interrupted by a save belongs to an online run
             _, callback_list = self._setup_learn(total_timesteps, callbacks, reset_num_timesteps, tb_log_name, False)
+            self._online_callback = None
             return callback_list  # _setup_learn checked the callbacks' envs
         self.start_time = time.time_ns()
         if reset_num_timesteps:
@@ -381,11 +390,84 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         if self.replay_buffer is not None and self.replay_buffer.holds_any_dataset():
             self._check_no_vec_normalize()
         self._resume_random_state(reset_num_timesteps)
+        env_was_reset = self._last_obs is None or reset_num_timesteps
         total_timesteps, callback = super()._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         self._check_callback_envs(callback)
+        self._online_callback, self._stored_timesteps = callback, self.num_timesteps
+        if self._pending_step is not None and not reset_num_timesteps:
+            self._finish_pending_step(self._pending_step, env_was_reset)
+        self._pending_step = None
         return total_timesteps, callback
+
+    def _store_transition(self, replay_buffer, buffer_action, new_obs, reward, dones, infos) -> None:  # type: ignore[no-untyped-def]
+        super()._store_transition(replay_buffer, buffer_action, new_obs, reward, dones, infos)
+        self._stored_timesteps = self.num_timesteps
+
+    # -- resuming an online run -------------------------------------------------------------
+    def _interrupted_step(self) -> dict | None:
+        """The online step in progress when a callback saves (SB3 stores a step and trains after its callbacks)."""
+        if self._online_callback is None or self._stored_timesteps >= self.num_timesteps:
+            return None
+        local = self._online_callback.locals
+        keys = ("buffer_actions", "new_obs", "rewards", "dones", "infos", "num_collected_steps", "num_collected_episodes")
+        return {key: local[key] for key in keys}
+
+    def _finish_pending_step(self, step: dict, env_was_reset: bool) -> None:
+        """
+        Do what the saved run did after its save: store the step's transition and, where that step ended a
+        rollout, train, so that a resumed run goes on exactly as the saved one did.
+        """
+        assert self.env is not None
+        last_obs, last_original_obs = self._last_obs, self._last_original_obs
+        self._update_info_buffer(step["infos"], step["dones"])
+        self._store_transition(
+            self.replay_buffer, step["buffer_actions"], step["new_obs"], step["rewards"], step["dones"], step["infos"]
+        )
+        if env_was_reset:  # a new env (IQL.load(path, env=...)) starts a new episode: keep its first observation
+            self._last_obs, self._last_original_obs = last_obs, last_original_obs
+            self._last_episode_starts = np.ones((self.env.num_envs,), dtype=bool)
+        self._update_current_progress_remaining(self.num_timesteps, self._total_timesteps)
+        self._on_step()
+        for index, done in enumerate(step["dones"]):
+            if done:
+                self._episode_num += 1
+                if self.action_noise is not None:
+                    self.action_noise.reset(**({"indices": [index]} if self.env.num_envs > 1 else {}))
+        episodes = step["num_collected_episodes"] + int(np.sum(step["dones"]))
+        if should_collect_more_steps(self.train_freq, step["num_collected_steps"], episodes):  # type: ignore[arg-type]
+            warnings.warn(
+                f"The model was saved in the middle of a rollout (train_freq={self.train_freq}): the run goes on, but "
+                "not exactly as the saved run did. Save at rollout ends (train_freq=1 does) for an exact resume.",
+                stacklevel=3,
+            )
+            return
+        if self.num_timesteps > self.learning_starts:
+            collected = step["num_collected_steps"] * self.env.num_envs
+            gradient_steps = self.gradient_steps if self.gradient_steps >= 0 else collected
+            if gradient_steps > 0:
+                self.train(batch_size=self.batch_size, gradient_steps=gradient_steps)
+
+    def _env_pickles_its_state(self) -> bool:
+        """
+        Whether the env can travel in the model file as it is now: a ``DummyVecEnv`` whose envs pickle their state.
+        Envs pickled by constructor arguments (Gymnasium's ``EzPickle``: the MuJoCo envs) would come back freshly made.
+        """
+        if not isinstance(self.env, DummyVecEnv):
+            return False
+        for env in self.env.envs:
+            while True:
+                if isinstance(env, EzPickle):
+                    return False
+                if not isinstance(env, gym.Wrapper):
+                    break
+                env = env.env
+        try:
+            cloudpickle.dumps(self.env)
+        except Exception:  # an open file (Monitor with a log file), a simulator handle, ...
+            return False
+        return True
 
     def _check_callback_envs(self, callback: BaseCallback) -> None:
         """
@@ -411,17 +493,30 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         """
         SB3's ``save``, written to a temporary file and renamed over ``path``: an interrupted save keeps the old file.
         A model whose weights are no longer finite (a diverged run) is refused, so it never replaces a good checkpoint.
+
+        Saved with the model, so that ``IQL.load`` + ``load_replay_buffer`` + ``learn(..., reset_num_timesteps=False)``
+        (or ``learn_offline``) goes on exactly as the saved run would have: the random state, the online step a
+        callback's save interrupts, and the env where it pickles with its state (load without ``env`` to continue in
+        it; a new env, or one of the MuJoCo envs, which pickle without their state, starts a new episode).
+        Model files are pickles, as in SB3: load only files you trust.
         """
         if self.policy is not None and not all(bool(th.isfinite(param).all()) for param in self.policy.parameters()):
             raise FloatingPointError(
                 f"Not saving to {path}: the model's weights hold NaN or inf (the run diverged); the file there is kept."
             )
-        # The random state the run continues with travels in the file, so that a resumed run draws what this one will.
+        # What the run continues with travels in the file, so that a resumed run goes on as this one will: the random
+        # state, the online step a callback's save interrupts and, where it pickles with its state, the env.
         self._saved_rng_state = random_state()
-        save_atomically(path, "zip", lambda target: super(OfflineOffPolicyAlgorithm, self).save(target, exclude, include))
+        self._pending_step = self._interrupted_step()
+        if "env" not in (exclude or []) and self._env_pickles_its_state():
+            include = [*(include or []), "env"]
+        try:
+            save_atomically(path, "zip", lambda target: super(OfflineOffPolicyAlgorithm, self).save(target, exclude, include))
+        finally:
+            self._pending_step = None  # the step is this run's to finish; only the saved copy carries it
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_offline_data", "_offline_env", "_resume_rng"]
+        return [*super()._excluded_save_params(), "_offline_data", "_offline_env", "_resume_rng", "_online_callback"]
 
     def _resume_random_state(self, reset_num_timesteps: bool) -> None:
         """A loaded model that resumes its run (``reset_num_timesteps=False``) takes up the random state saved with it."""
