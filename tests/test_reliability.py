@@ -267,7 +267,10 @@ def _run_killed_at(arrays, tmp_path, phase, env_id, checkpoint_at, total) -> Non
     script.write_text(code.replace("OFFLINE_STEPS", str(OFFLINE_STEPS)))
     command = [sys.executable, str(script), str(tmp_path / "data.npz"), str(tmp_path / "ckpt"), phase]
     child = subprocess.Popen(
-        [*command, str(checkpoint_at), str(total)], stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        [*command, str(checkpoint_at), str(total)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert child.stdout.readline().strip() == "checkpointed"
     child.send_signal(signal.SIGKILL)  # a real kill: no exception handler, no atexit runs in the child

@@ -4,12 +4,12 @@ import pickle
 from pathlib import Path
 
 import gymnasium as gym
-from gymnasium.utils import EzPickle
 import minari
 import numpy as np
 import pytest
 import torch as th
 from conftest import small_iql
+from gymnasium.utils import EzPickle
 
 from sb3_iql import IQL
 from sb3_iql.common.wrappers import BinaryReward
