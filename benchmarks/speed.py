@@ -4,8 +4,9 @@
 
 Prints gradient steps/s at the paper's network sizes for three observation/action sizes, the
 ratios to the peers, the share of the compute ceiling (FLOPs per step / this machine's
-measured matmul throughput), all as medians of interleaved rounds, and the time and memory to
-load a large Minari dataset.
+measured matmul throughput), all as medians of interleaved rounds; then many seeds trained at
+once (``IQL.learn_offline_seeds``, K = ``--seeds``) against K runs one after the other; and the
+time and memory to load a large Minari dataset.
 """
 
 import argparse
@@ -25,6 +26,7 @@ import minari
 import numpy as np
 import torch as th
 from minari.data_collector.episode_buffer import EpisodeBuffer
+from stable_baselines3.common.callbacks import BaseCallback
 from torch import nn
 
 from sb3_iql import IQL
@@ -211,6 +213,63 @@ def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int, device: str 
     return json.loads(output.stdout.strip().splitlines()[-1])["steps_per_second"]
 
 
+class Clock(BaseCallback):
+    """Times the gradient steps after the first ``warm_up`` (compilation and setup left out)."""
+
+    def __init__(self, warm_up: int, device: str):
+        super().__init__()
+        self.warm_up, self.device, self.start, self.seconds = warm_up, device, 0.0, 0.0
+
+    def _on_step(self) -> bool:
+        if self.n_calls == self.warm_up:
+            synchronize(self.device)
+            self.start = time.perf_counter()
+        return True
+
+    def _on_training_end(self) -> None:
+        synchronize(self.device)
+        self.seconds = time.perf_counter() - self.start
+
+
+def seeds_steps_per_second(
+    dataset: minari.MinariDataset, n_seeds: int, steps: int, compile_update: bool, device: str
+) -> float:
+    """:return: Gradient steps/s of each of ``n_seeds`` seeds trained at once (1: plain ``learn_offline``)."""
+    warm_up = 30
+    clock = Clock(warm_up, device)
+    kwargs = {"compile_update": compile_update, "device": device}
+    if n_seeds == 1:
+        IQL("MlpPolicy", None, seed=0, **kwargs).learn_offline(dataset, warm_up + steps, callback=clock, log_interval=0)
+    else:
+        callbacks = [clock] + [None] * (n_seeds - 1)
+        IQL.learn_offline_seeds(
+            range(n_seeds), "MlpPolicy", None, dataset, warm_up + steps, callbacks, log_interval=0, **kwargs
+        )
+    return steps / clock.seconds
+
+
+def seeds_table(args: argparse.Namespace) -> None:
+    """K seeds at once against K runs one after the other, at the AntMaze sizes, eager and compiled."""
+    obs_dim, act_dim = SIZES["antmaze"]
+    dataset_id = f"bench/{obs_dim}-{act_dim}/random-v0"
+    dataset = (
+        minari.load_dataset(dataset_id)
+        if dataset_id in minari.list_local_datasets()
+        else make_dataset(dataset_id, gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000)
+    )
+    header = f"{'seeds (antmaze sizes)':<24}{'steps/s each':>14}{'member-steps/s':>16}{'vs K runs':>11}"
+    print("\n" + header + "\n" + "-" * len(header))
+    for compile_update in [False] if args.no_compile else [False, True]:
+        single = None
+        for n_seeds in args.seeds:
+            each = seeds_steps_per_second(dataset, n_seeds, args.steps, compile_update, args.device)
+            single = each if n_seeds == 1 else single
+            ratio = f"{n_seeds * each / single:>10.2f}x" if single else f"{'n/a':>11}"
+            name = f"K={n_seeds} {'compiled' if compile_update else 'eager'}"
+            print(f"{name:<24}{each:>14.0f}{n_seeds * each:>16.0f}{ratio}", flush=True)
+    print("(vs K runs: K seeds' steps/s together over one seed's alone, i.e. over K runs one after the other)")
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -324,6 +383,9 @@ def main() -> None:
     parser.add_argument("--load-transitions", type=int, default=1_000_000, help="size of the load benchmark (0 to skip)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (every column runs there)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="*", default=[1, 4, 10], help="seeds trained at once in the seeds table (none: skip it)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ["MINARI_DATASETS_PATH"] = tempfile.mkdtemp(prefix="sb3_iql_speed_")
@@ -352,6 +414,8 @@ def main() -> None:
         print(f"compiled: the first 30 steps, compilation included, took {', '.join(f'{t:.1f}' for t in compile_times)} s")
     if not PEER_PYTHON.exists():
         print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
+    if args.seeds:
+        seeds_table(args)
     if args.load_transitions:
         load_benchmark(args.load_transitions, args.device)
 

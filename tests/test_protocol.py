@@ -1,6 +1,7 @@
 """The paper-protocol runners' run logic (benchmarks/protocol/): resume, baselines, tables."""
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from antmaze_progress import cells_to_goal
 from finetune import table as finetune_table
 from offline import table
-from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, top_episodes
+from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, run_together, top_episodes
 
 from sb3_iql import IQL
 from sb3_iql.data.readers import dataset_transitions
@@ -40,6 +41,21 @@ def test_finetuning_run_continues_online(tmp_path, pendulum_dataset):
     assert [(row["phase"], int(row["step"])) for row in rows] == [("offline", 2), ("online", 4), ("online", 6)]
     model = IQL.load(finetune.directory / "model.zip")
     assert model.num_timesteps == 4  # env steps online
+
+
+def test_seeds_run_together_offline_then_finish_alone(tmp_path, pendulum_dataset):
+    """--vectorized: the seeds' offline phases train at once, then each run goes online alone; rows as the pool's."""
+    seeds = [replace(spec(tmp_path / "together", offline_steps=4, online_steps=2), seed=seed) for seed in (0, 1)]
+    run_together(seeds)
+    rows = collect_rows(seeds)
+    assert sorted((int(row["seed"]), row["phase"], int(row["step"])) for row in rows) == [
+        (seed, phase, step) for seed in (0, 1) for phase, step in (("offline", 2), ("offline", 4), ("online", 6))
+    ]
+    for one in seeds:
+        assert (one.directory / "done.json").exists()
+        assert IQL.load(one.directory / "model.zip").num_timesteps == 2
+    scores = {int(row["seed"]): float(row["mean_reward"]) for row in rows if int(row["step"]) == 4}
+    assert scores[0] != scores[1]
 
 
 def test_ten_percent_bc_keeps_the_best_episodes(pendulum_dataset):

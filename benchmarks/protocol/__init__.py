@@ -33,6 +33,7 @@ from protocol.runs import (
     resume_or_start,
     run,
     run_all,
+    run_together,
     save_checkpoint,
     top_episodes,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "resume_or_start",
     "run",
     "run_all",
+    "run_together",
     "save_checkpoint",
     "table_group",
     "top_episodes",

@@ -2,10 +2,11 @@
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from protocol.reports import collect_rows
-from protocol.runs import RunSpec, run_all
+from protocol.runs import RunSpec, run_all, run_together
 
 
 def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None:
@@ -21,6 +22,11 @@ def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (each uses one thread)")
     parser.add_argument("--ray", action="store_true", help="run with Ray instead of a local process pool")
     parser.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
+    parser.add_argument(
+        "--vectorized",
+        action="store_true",
+        help="train each (algo, dataset)'s seeds at once in this process (IQL.learn_offline_together; for a GPU)",
+    )
 
 
 def default_eval_episodes(dataset_id: str) -> int:
@@ -29,5 +35,13 @@ def default_eval_episodes(dataset_id: str) -> int:
 
 
 def dispatch(specs: Sequence[RunSpec], args) -> list[dict[str, Any]]:
-    run_all(specs, args.workers, args.ray_address, args.ray)
+    if args.vectorized:
+        groups: dict[RunSpec, list[RunSpec]] = {}
+        for spec in specs:
+            groups.setdefault(replace(spec, seed=0), []).append(spec)
+        print(f"{len(specs)} runs planned, the seeds of each of {len(groups)} (algo, dataset) at once", flush=True)
+        for group in groups.values():
+            run_together(group)
+    else:
+        run_all(specs, args.workers, args.ray_address, args.ray)
     return collect_rows(specs)

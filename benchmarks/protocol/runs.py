@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,41 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     rows = read_rows(directory / "evaluations.csv")
     (directory / "done.json").write_text(json.dumps({"spec": asdict(spec), "evaluations": len(rows)}))
     return rows
+
+
+def run_together(specs: Sequence[RunSpec]) -> None:
+    """
+    Runs that differ only in their seed, with their offline phases trained at once in this process
+    (``IQL.learn_offline_together``: one batched network per role, which keeps a GPU busy); each run then
+    finishes alone through ``run`` (online phase, last rows). Runs found at different offline steps go on alone.
+    """
+    if len({replace(spec, seed=0) for spec in specs}) > 1:
+        raise ValueError("run_together takes runs that differ only in their seed.")
+    th.set_num_threads(int(os.environ.get("SB3_IQL_THREADS", "1")))
+    dataset = load_minari_dataset(specs[0].dataset)
+    train_data = top_episodes(dataset) if specs[0].algo == "bc10" else dataset
+    pending = [spec for spec in specs if not (spec.directory / "done.json").exists()]
+    started = [(spec, *resume_or_start(spec, dataset, None)) for spec in pending]
+    offline = [
+        (spec, model) for spec, model, phase in started if phase == "offline" and model.num_timesteps < spec.offline_steps
+    ]
+    if len(offline) > 1 and len({model.num_timesteps for _, model in offline}) == 1:
+        done_steps = offline[0][1].num_timesteps
+        evaluations = [CheckpointingEval(spec, "offline", 0, dataset) for spec, _ in offline]
+        callbacks = [
+            [evaluation, RunProgress(spec, "offline", spec.offline_steps)]
+            for evaluation, (spec, _) in zip(evaluations, offline)
+        ]
+        models = [model for _, model in offline]
+        IQL.learn_offline_together(
+            models, train_data, specs[0].offline_steps - done_steps, callbacks, reset_num_timesteps=done_steps == 0
+        )
+        for evaluation, (spec, model) in zip(evaluations, offline):
+            if model.num_timesteps % spec.eval_freq:
+                evaluation.evaluate()  # the protocol reports the score after the last step
+            save_checkpoint(model, spec.directory, "offline", with_buffer=False)
+    for spec in specs:
+        run(spec)
 
 
 def run_all(specs: Sequence[RunSpec], workers: int, ray_address: str | None = None, use_ray: bool = False) -> None:

@@ -46,6 +46,8 @@ def step_with_gradients(optimizer: th.optim.Optimizer, grads: dict[th.Tensor, th
         return
     for group in optimizer.param_groups:
         for param in group["params"]:
-            param.grad = grads.get(param)
+            grad = grads.get(param)
+            # Contiguous: torch's fused CPU Adam misreads a strided gradient (batched networks' weights get one).
+            param.grad = None if grad is None else grad.contiguous()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

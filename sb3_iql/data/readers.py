@@ -20,7 +20,6 @@ from sb3_iql.data.goals import paper_task_episodes
 from sb3_iql.data.spaces import flatten_dict_observation, flatten_dict_space, space_mismatch, unbounded_space
 from sb3_iql.data.transitions import ArrayOrDict, Transitions, as_float32, concatenate, episode_returns, take_rows
 
-DatasetLike = Union[str, os.PathLike, minari.MinariDataset, Mapping[str, Any], ReplayBuffer]
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 
 
@@ -45,6 +44,9 @@ class OfflineData:
     minari_dataset: minari.MinariDataset | None = None
 
 
+DatasetLike = Union[str, os.PathLike, minari.MinariDataset, Mapping[str, Any], ReplayBuffer, OfflineData]
+
+
 def load_offline_data(
     data: DatasetLike,
     download: bool = False,
@@ -55,7 +57,7 @@ def load_offline_data(
     """
     Read any supported offline data, checked for emptiness and NaN/inf.
 
-    :param data: A Minari dataset id, folder or ``MinariDataset``; a D4RL-style dict of arrays
+    :param data: Data already read (returned as it is), a Minari dataset id, folder or ``MinariDataset``; a D4RL-style dict of arrays
         (``observations``, ``actions``, ``rewards``, ``terminals``, ``timeouts``, optional
         ``next_observations``; observations an array or a dict of arrays); or an SB3 ``ReplayBuffer``
         / ``DictReplayBuffer``
@@ -66,6 +68,8 @@ def load_offline_data(
         the paper's task (terminal at the goal, the steps after it dropped; see ``sb3_iql.data.goals``)
     :return: The data
     """
+    if isinstance(data, OfflineData):
+        return data
     if isinstance(data, ReplayBuffer):
         return _from_replay_buffer(data)
     if isinstance(data, Mapping):

@@ -1,6 +1,7 @@
 """Implicit Q-Learning (Kostrikov, Nair, Levine, ICLR 2022) as a Stable-Baselines3 algorithm."""
 
 import math
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple, Optional, TypeVar, Union
 
 import numpy as np
@@ -14,7 +15,7 @@ from sb3_iql.common.buffers import TensorReplayBuffer
 from sb3_iql.common.compile import CompiledStep
 from sb3_iql.common.offline_algorithm import OfflineOffPolicyAlgorithm
 from sb3_iql.common.optimizers import minimize, set_learning_rate
-from sb3_iql.data.readers import OfflineData
+from sb3_iql.data.readers import DatasetLike, OfflineData
 from sb3_iql.data.spaces import flatten_dict_observation
 from sb3_iql.iql.hyperparameters import paper_hyperparameters
 from sb3_iql.iql.policies import (
@@ -27,6 +28,7 @@ from sb3_iql.iql.policies import (
     MultiInputPolicy,
     ValueNetwork,
 )
+from sb3_iql.iql.seeds import train_together
 
 SelfIQL = TypeVar("SelfIQL", bound="IQL")
 
@@ -215,34 +217,40 @@ class IQL(OfflineOffPolicyAlgorithm):
 
     # -- the IQL update (Algorithm 1) -------------------------------------------------------
     def _update(self, batch: ReplayBufferSamples) -> UpdateStats:
-        """One gradient step on V, then the actor, then Q, then the target critics; returns the step's statistics."""
+        """
+        One gradient step on V, then the actor, then Q, then the target critics; returns the step's statistics.
+
+        Losses are means over the batch (the last dimension). Trained together (``learn_offline_seeds``), seeds add a
+        leading dimension to batches, outputs, losses and statistics, and their losses are summed: each seed's
+        parameters get their own gradient.
+        """
         obs, actions = batch.observations, batch.actions
         rewards = batch.rewards.squeeze(-1) * self.reward_scale_factor + self.reward_shift
         not_done = 1.0 - batch.dones.squeeze(-1)
 
         with th.no_grad():
-            target_qs = self.critic_target(obs, actions)
-            target_q = target_qs.min(dim=0).values if self.critic_reduction == "min" else target_qs.mean(dim=0)
+            target_qs = self.critic_target(obs, actions)  # (critics, batch)
+            target_q = target_qs.min(dim=-2).values if self.critic_reduction == "min" else target_qs.mean(dim=-2)
 
         # V: expectile regression toward the target critics' minimum.
         v = self.value(obs)
-        value_loss = expectile_loss(target_q - v, self.expectile).mean()
-        minimize((self.value.optimizer,), value_loss)
+        value_loss = expectile_loss(target_q - v, self.expectile).mean(dim=-1)
+        minimize((self.value.optimizer,), value_loss.sum())
 
         # Actor: advantage-weighted regression on dataset actions, weighed with the V just updated.
         with th.no_grad():
-            new_v, next_v = self.value(_concat_obs(obs, batch.next_observations)).chunk(2)
+            new_v, next_v = self.value(_concat_obs(obs, batch.next_observations, self._batch_dim)).chunk(2, dim=-1)
             advantage = target_q - new_v
             weight = th.exp(self.beta * advantage).clamp(max=self.max_weight)
-        actor_loss = -(weight * self.actor.log_prob(obs, actions)).mean()
+        actor_loss = -(weight * self.actor.log_prob(obs, actions)).mean(dim=-1)
 
         # Q: both critics regress to r + gamma * (1 - done) * V(s'); timeouts keep bootstrapping.
         td_target = rewards + self.gamma * not_done * next_v
         q = self.critic(obs, actions)
-        critic_loss = (q - td_target).pow(2).sum(dim=0).mean()
+        critic_loss = (q - td_target.unsqueeze(-2)).pow(2).sum(dim=-2).mean(dim=-1)
 
         # Actor and critics share no parameters and both use the updated V: one backward serves both.
-        minimize((self.actor.optimizer, self.critic.optimizer), actor_loss + critic_loss)
+        minimize((self.actor.optimizer, self.critic.optimizer), (actor_loss + critic_loss).sum())
 
         with th.no_grad():  # Polyak averaging of the target critics
             for target, source in zip(self._critic_target_params, self._critic_params):
@@ -251,10 +259,10 @@ class IQL(OfflineOffPolicyAlgorithm):
             value_loss=value_loss.detach(),
             actor_loss=actor_loss.detach(),
             critic_loss=critic_loss.detach(),
-            mean_v=v.detach().mean(),
-            mean_q=q.detach().mean(),
-            mean_advantage=advantage.mean(),
-            mean_weight=weight.mean(),
+            mean_v=v.detach().mean(dim=-1),
+            mean_q=q.detach().mean(dim=(-2, -1)),
+            mean_advantage=advantage.mean(dim=-1),
+            mean_weight=weight.mean(dim=-1),
         )
 
     def _gradient_step(self, batch: ReplayBufferSamples) -> UpdateStats:
@@ -273,6 +281,8 @@ class IQL(OfflineOffPolicyAlgorithm):
         return [self.actor.optimizer, self.critic.optimizer, self.value.optimizer]
 
     stat_names = UpdateStats._fields
+    #: Where the batch dimension of sampled observations is: 0, or 1 behind the seed dimension (``learn_offline_seeds``).
+    _batch_dim = 0
 
     def _record_stats(self, means: list[float]) -> None:
         for name, value in zip(self.stat_names, means):
@@ -344,6 +354,104 @@ class IQL(OfflineOffPolicyAlgorithm):
                 )
             self.reward_scale_factor = 1000.0 / return_range
 
+    @classmethod
+    def learn_offline_seeds(
+        cls,
+        seeds: Sequence[int],
+        policy: Union[str, type[IQLPolicy]],
+        env: Union[GymEnv, str, None],
+        dataset: DatasetLike,
+        total_timesteps: int,
+        callbacks: Optional[Sequence[MaybeCallback]] = None,
+        eval_env: Union[GymEnv, str, None] = None,
+        eval_freq: int = 5000,
+        n_eval_episodes: int = 10,
+        log_interval: int = 1000,
+        tb_log_name: str = "IQL_offline",
+        download: bool = False,
+        **iql_kwargs: Any,
+    ) -> list["IQL"]:
+        """
+        Train one configuration on one dataset for every seed at once, as one batched network per role: each seed
+        has its own initialization (``IQL(..., seed=seed)``), batches, dropout, Adam state and lr schedule, and
+        all seeds sample from one copy of the data on the device. Returns ordinary models: each saves, loads,
+        predicts and finetunes online with ``learn()`` like a model trained alone with ``learn_offline``.
+
+        :param seeds: One seed per model
+        :param policy: The policy, as for ``IQL``
+        :param env: The env, as for ``IQL`` (each model gets its own when given an id)
+        :param dataset: The data, as for ``learn_offline``
+        :param total_timesteps: Gradient steps of each seed
+        :param callbacks: One callback (or list, or None) per seed, called after each of its gradient steps
+        :param eval_env: Evaluation env of every seed, as for ``learn_offline`` (``"dataset"``: the dataset's)
+        :param eval_freq: Evaluate every this many gradient steps
+        :param n_eval_episodes: Episodes per evaluation
+        :param log_interval: Log every this many gradient steps (each seed in its own tensorboard run)
+        :param tb_log_name: The name of the runs for tensorboard (``_seed<seed>`` appended)
+        :param download: Download a Minari id that is not found locally
+        :param iql_kwargs: Anything else ``IQL`` takes, the same for every seed
+        :return: The trained models, in the order of ``seeds``
+        """
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"learn_offline_seeds needs distinct seeds, got {list(seeds)}.")
+        if "seed" in iql_kwargs:
+            raise ValueError("Give the seeds as `seeds`, not `seed`.")
+        models = [cls(policy, env, seed=seed, **iql_kwargs) for seed in seeds]
+        return cls.learn_offline_together(
+            models, dataset, total_timesteps, callbacks, eval_env, eval_freq, n_eval_episodes, log_interval, tb_log_name,
+            download=download,
+        )  # fmt: skip
+
+    @staticmethod
+    def learn_offline_together(
+        models: Sequence["IQL"],
+        dataset: DatasetLike,
+        total_timesteps: int,
+        callbacks: Optional[Sequence[MaybeCallback]] = None,
+        eval_env: Union[GymEnv, str, None] = None,
+        eval_freq: int = 5000,
+        n_eval_episodes: int = 10,
+        log_interval: int = 1000,
+        tb_log_name: str = "IQL_offline",
+        reset_num_timesteps: bool = True,
+        download: bool = False,
+    ) -> list["IQL"]:
+        """
+        ``learn_offline`` for several models of one configuration at once (``learn_offline_seeds`` makes them):
+        also models loaded from checkpoints, which go on with ``reset_num_timesteps=False``.
+
+        :param models: The models (one per seed), of one configuration, at the same step
+        :param reset_num_timesteps: Whether to reset the step counters; False resumes the runs
+        :return: The models, trained
+        """
+        models = list(models)
+        if total_timesteps <= 0:
+            raise ValueError(f"learn_offline_together needs total_timesteps > 0 gradient steps, got {total_timesteps}.")
+        callbacks = list(callbacks) if callbacks is not None else [None] * len(models)
+        if len(callbacks) != len(models):
+            raise ValueError(f"Give one callback (or None) per model: {len(callbacks)} callbacks for {len(models)} models.")
+        _check_trainable_together(models, reset_num_timesteps)
+        data = models[0].load_dataset(dataset, download=download)
+        for model in models[1:]:
+            model.load_dataset(data)  # read once; each model's buffer holds it for its own online finetuning
+        callback_lists = [
+            model._setup_offline_learn(
+                total_timesteps, callback, data, eval_env, eval_freq, n_eval_episodes, f"{tb_log_name}_seed{model.seed}",
+                reset_num_timesteps, False,
+            )
+            for model, callback in zip(models, callbacks)
+        ]  # fmt: skip
+        try:
+            for callback in callback_lists:
+                callback.on_training_start(locals(), globals())
+            train_together(models, callback_lists, log_interval)
+            for callback in callback_lists:
+                callback.on_training_end()
+        finally:
+            for model in models:
+                model._offline_data, model._offline_env = None, None
+        return models
+
     # -- saving -----------------------------------------------------------------------------
     def _excluded_save_params(self) -> list[str]:
         return [
@@ -371,8 +479,29 @@ class IQL(OfflineOffPolicyAlgorithm):
             return self.value(obs_tensor).cpu().numpy()
 
 
-def _concat_obs(first: PyTorchObs, second: PyTorchObs) -> PyTorchObs:
-    """Stack two observation batches so one forward pass serves both."""
+def _check_trainable_together(models: Sequence[IQL], reset_num_timesteps: bool) -> None:
+    """Models train together when one update serves them all: one class, device and configuration, one step count."""
+    if not models:
+        raise ValueError("learn_offline_together needs at least one model.")
+    settings = ("batch_size", "gamma", "tau", "expectile", "beta", "max_weight", "actor_lr_schedule", "reward_scale",
+                "reward_shift", "critic_reduction", "compile_update", "goal_semantics", "device", "policy_class")  # fmt: skip
+    for name in settings:
+        values = {repr(getattr(model, name)) for model in models}
+        if len(values) > 1:
+            raise ValueError(f"Models train together only with one {name}; got {sorted(values)}.")
+    if len({type(model) for model in models}) > 1 or len({id(model) for model in models}) < len(models):
+        raise ValueError("Models train together only as distinct models of one class.")
+    rates = [model.learning_rate for model in models]
+    if len({rate(1.0) if callable(rate) else float(rate) for rate in rates}) > 1:
+        raise ValueError("Models train together only with one learning rate.")
+    if not reset_num_timesteps and len({model.num_timesteps for model in models}) > 1:
+        raise ValueError(
+            f"Resumed models train together only from one step; they are at {sorted({m.num_timesteps for m in models})}."
+        )
+
+
+def _concat_obs(first: PyTorchObs, second: PyTorchObs, dim: int = 0) -> PyTorchObs:
+    """Join two observation batches along the batch dimension ``dim`` so one forward pass serves both."""
     if isinstance(first, dict):
-        return {key: th.cat([first[key], second[key]]) for key in first}  # type: ignore[index]
-    return th.cat([first, second])  # type: ignore[list-item]
+        return {key: th.cat([first[key], second[key]], dim=dim) for key in first}  # type: ignore[index]
+    return th.cat([first, second], dim=dim)  # type: ignore[list-item]
