@@ -373,12 +373,39 @@ def format_row(name: str, row: Row) -> str:
     )
 
 
+def main_table(args: argparse.Namespace) -> None:
+    """Every size: sb3-iql eager and compiled, d3rlpy, a plain loop; ratios and the compute ceiling share."""
+    header = (
+        f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}"
+        f"{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
+    )
+    print(header + "\n" + "-" * len(header))
+    compile_times = []
+    for name, (obs_dim, act_dim) in SIZES.items():
+        if args.sizes is not None and name.split()[0] not in args.sizes:
+            continue
+        row = measure_row(obs_dim, act_dim, args)
+        compile_times.append(row.compile_seconds)
+        print(format_row(f"{name} ({obs_dim}, {act_dim})", row), flush=True)
+    print(
+        f"(steps/s at batch 256, (256, 256) MLPs, medians of {args.repeats} interleaved rounds of {args.steps} steps;"
+        " ratios and ceiling share: medians of each round's ratio, using the faster sb3-iql column)"
+    )
+    if not args.no_compile:
+        print(f"compiled: the first 30 steps, compilation included, took {', '.join(f'{t:.1f}' for t in compile_times)} s")
+    if not PEER_PYTHON.exists():
+        print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=300, help="timed gradient steps per measurement")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of measurements per size (medians are printed)")
     parser.add_argument(
-        "--sizes", nargs="+", choices=[name.split()[0] for name in SIZES], help="rows to measure (default: all)"
+        "--sizes",
+        nargs="*",
+        choices=[name.split()[0] for name in SIZES],
+        help="rows to measure (default: all; none: no table)",
     )
     parser.add_argument("--load-transitions", type=int, default=1_000_000, help="size of the load benchmark (0 to skip)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile measurement")
@@ -394,26 +421,8 @@ def main() -> None:
     machine = f"{os.cpu_count()} CPUs" if on_cpu else th.cuda.get_device_name()
     ceiling_note = f"; matmul {matmul_gflops():.0f} GFLOP/s" if on_cpu else ""
     print(f"machine: {machine}, torch {th.__version__}, {th.get_num_threads()} threads{ceiling_note}")
-    header = (
-        f"{'sizes (obs, act)':<26}{'ceiling':>9}{'sb3-iql':>9}{'compiled':>10}{'d3rlpy':>8}{'plain':>8}"
-        f"{'vs d3rlpy':>11}{'vs plain':>10}{'of ceiling':>12}"
-    )
-    print(header + "\n" + "-" * len(header))
-    compile_times = []
-    for name, (obs_dim, act_dim) in SIZES.items():
-        if args.sizes and name.split()[0] not in args.sizes:
-            continue
-        row = measure_row(obs_dim, act_dim, args)
-        compile_times.append(row.compile_seconds)
-        print(format_row(f"{name} ({obs_dim}, {act_dim})", row), flush=True)
-    print(
-        f"(steps/s at batch 256, (256, 256) MLPs, medians of {args.repeats} interleaved rounds of {args.steps} steps;"
-        " ratios and ceiling share: medians of each round's ratio, using the faster sb3-iql column)"
-    )
-    if not args.no_compile:
-        print(f"compiled: the first 30 steps, compilation included, took {', '.join(f'{t:.1f}' for t in compile_times)} s")
-    if not PEER_PYTHON.exists():
-        print(f"d3rlpy not measured: create {PEER_PYTHON.parent.parent} as benchmarks/README.md says", file=sys.stderr)
+    if args.sizes != []:  # --sizes with no names: the seeds table only
+        main_table(args)
     if args.seeds:
         seeds_table(args)
     if args.load_transitions:

@@ -45,8 +45,10 @@ class SeedStack(nn.Module):
             raise ValueError(f"{type(networks[0]).__name__} holds buffers ({sorted(buffers)}): seeds can not be stacked.")
         self.names = list(params)
         self.stacked = nn.ParameterList([nn.Parameter(params[name].detach()) for name in self.names])
-        # Plain lists: registered as submodules, the seeds' networks would add their parameters to the stack's.
-        self.networks, self._templates = list(networks), [networks[0]]
+        # Plain containers: registered as submodules, the seeds' networks would add their parameters to the stack's.
+        # The callers of each method are made once: a module made inside a compiled step breaks its graph.
+        self.networks = list(networks)
+        self._callers = {"forward": networks[0], "log_prob": _Method(networks[0], "log_prob")}
         for k, network in enumerate(networks):  # the seeds' own parameters become views of the stack
             for name, param in network.named_parameters():
                 param.data = self.stacked[self.names.index(name)].data[k]
@@ -68,8 +70,7 @@ class SeedStack(nn.Module):
             }
 
     def _call(self, method: str, *args: Any) -> Any:
-        module = self._templates[0] if method == "forward" else _Method(self._templates[0], method)
-        prefix = "" if method == "forward" else "module."
+        module, prefix = self._callers[method], "" if method == "forward" else "module."
 
         def run(params: tuple[th.Tensor, ...], *inputs: Any) -> Any:
             return functional_call(module, {prefix + name: p for name, p in zip(self.names, params)}, inputs)
