@@ -134,3 +134,20 @@ def test_models_of_other_configurations_do_not_train_together(pendulum_dataset):
     with pytest.raises(ValueError, match="only with one expectile"):
         IQL.learn_offline_together(models, pendulum_dataset, 10)
     assert all(model.replay_buffer is None or model.replay_buffer.size() == 0 for model in models)  # refused before loading
+
+
+def test_the_seeds_compiled_step_is_one_graph(pendulum_dataset):
+    """A graph break in the stacked step made K seeds together 3x slower than K runs on CPU."""
+    th._dynamo.reset()
+    counters = th._dynamo.utils.counters
+    counters.clear()
+    models = [IQL("MlpPolicy", None, seed=seed, compile_update=True, **KWARGS) for seed in SEEDS]
+    for model in models:
+        model.load_dataset(pendulum_dataset)
+    together = stack_seeds(models)
+    for _ in range(4):  # the first step runs eagerly and creates the optimizer state
+        together._gradient_step(sample_per_seed(models[0].replay_buffer, len(SEEDS), 32))
+    release_seeds(together)
+    assert together.compile_update, "compiling failed and the update fell back to eager"
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert counters["stats"]["unique_graphs"] == 1
