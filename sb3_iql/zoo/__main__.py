@@ -1,0 +1,3 @@
+from sb3_iql.zoo import main
+
+main()
