@@ -6,6 +6,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from gymnasium_robotics.envs.maze import maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -128,3 +129,22 @@ def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():
     assert "normalized return" in line
     assert final_scores(rows, "online", "success_rate") == {("iql", "x"): {0: 0.5}}
     assert final_scores(rows, "offline") == {("iql", "x"): {0: 40.0}}
+
+
+def test_ray_runs_give_the_process_pool_rows(tmp_path, pendulum_dataset):
+    """The runners' --ray path on a local Ray instance: two tiny runs, the rows of the process pool's same runs."""
+    ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'sb3-iql[benchmarks]'")
+    from protocol import run_all
+
+    def specs(out):
+        return [replace(spec(out, offline_steps=4), seed=seed) for seed in (0, 1)]
+
+    run_all(specs(tmp_path / "pool"), workers=2)
+    try:
+        run_all(specs(tmp_path / "ray"), workers=2, use_ray=True)
+    finally:
+        ray.shutdown()
+    fields = ("algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward")
+    pool_rows = [{key: row[key] for key in fields} for row in collect_rows(specs(tmp_path / "pool"))]
+    ray_rows = [{key: row[key] for key in fields} for row in collect_rows(specs(tmp_path / "ray"))]
+    assert len(ray_rows) == 4 and ray_rows == pool_rows
