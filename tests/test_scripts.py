@@ -62,6 +62,7 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             ],
             {},
         ),
+        "benchmarks/results_page.py": (["--out", str(tmp / "results.md")], {}),
         "benchmarks/seeds.py": (["--seeds", "2", "--steps", "4", "--eval-episodes", "1", "--out", str(tmp / "seeds")], {}),
         "benchmarks/offline.py": (
             [pendulum, "--offline-steps", "4", "--eval-freq", "2", "--algos", "iql", "bc", *protocol],

@@ -9,7 +9,7 @@ import yaml
 
 pytest.importorskip("rl_zoo3", reason="the RL Zoo is an optional extra: pip install 'sb3-iql[zoo]'")
 
-from sb3_iql.zoo import HYPERPARAMS, ZooIQL, zoo_hyperparameters  # noqa: E402
+from sb3_iql.zoo import HYPERPARAMS, ZooIQL, zoo_hyperparameters
 
 TINY = {
     "Pendulum-v1": {
@@ -54,7 +54,9 @@ def test_train_enjoy_and_search_through_the_zoo(tmp_path, pendulum_dataset):
     assert model.offline_done and model.offline_datasets == ["tests/pendulum/random-v0"]
     assert model.num_timesteps == 30 and model._n_updates == 20 + 30  # offline steps, then one per online step
 
-    played = zoo(tmp_path, "enjoy", "--algo", "iql", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", "1", "-n", "200", "--no-render")
+    played = zoo(
+        tmp_path, "enjoy", "--algo", "iql", "--env", "Pendulum-v1", "-f", "logs", "--exp-id", "1", "-n", "200", "--no-render"
+    )
     assert "Mean reward" in played
 
     search = zoo(
