@@ -148,3 +148,14 @@ def test_ray_runs_give_the_process_pool_rows(tmp_path, pendulum_dataset):
     pool_rows = [{key: row[key] for key in fields} for row in collect_rows(specs(tmp_path / "pool"))]
     ray_rows = [{key: row[key] for key in fields} for row in collect_rows(specs(tmp_path / "ray"))]
     assert len(ray_rows) == 4 and ray_rows == pool_rows
+
+
+def test_figure3_ablations_change_only_what_they_name(tmp_path, pendulum_dataset):
+    from protocol import new_model
+
+    models = {
+        algo: new_model(spec(tmp_path, algo), pendulum_dataset) for algo in ("iql", "iql-tau0.5", "iql-tau0.7", "iql-mean-q")
+    }
+    assert [models[algo].expectile for algo in models] == [0.7, 0.5, 0.7, 0.7]  # locomotion's preset is 0.7
+    assert [models[algo].critic_reduction for algo in models] == ["min", "min", "min", "mean"]
+    assert {models[algo].beta for algo in models} == {3.0}

@@ -36,6 +36,16 @@ def umaze_model(umaze_dataset, tmp_path) -> Path:
     return tmp_path / "umaze.zip"
 
 
+def figure3_rows(tmp: Path) -> Path:
+    """Evaluation rows as the runners write them, for the four Figure 3 settings at two steps."""
+    path = tmp / "figure3_evaluations.csv"
+    lines = ["algo,dataset,seed,phase,step,normalized_score,mean_reward,success_rate"]
+    for algo, score in (("iql", 40.0), ("iql-tau0.5", 5.0), ("iql-tau0.7", 20.0), ("iql-mean-q", 10.0)):
+        lines += [f"{algo},sb3-iql/antmaze/umaze-v1,0,offline,{step},{score * step / 100},0,0" for step in (50, 100)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) -> dict[str, tuple[list[str], dict]]:
     """Each script's arguments at a tiny size, and the environment it needs."""
     umaze = {"MINARI_DATASETS_PATH": umaze_root}
@@ -99,6 +109,7 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             {},
         ),
         "benchmarks/ant_gain.py": (["--gains", "0.5", "--episodes", "1", "--out", str(tmp / "gain")], {}),
+        "benchmarks/figure3.py": ([str(figure3_rows(tmp)), "--out", str(tmp / "figure3")], {}),
         "benchmarks/ant_controller.py": (
             ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
             {},

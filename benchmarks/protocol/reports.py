@@ -11,13 +11,16 @@ import numpy as np
 
 from protocol.runs import EVAL_FIELDS, RunSpec, read_rows
 
-ALGOS = ("iql", "bc", "bc10", "iql-naive", "iql-relabel")
+ALGOS = ("iql", "bc", "bc10", "iql-naive", "iql-relabel", "iql-tau0.5", "iql-tau0.7", "iql-mean-q")
 ALGO_TITLES = {
     "iql": "IQL (ours)",
     "bc": "BC",
     "bc10": "10% BC",
     "iql-naive": "IQL, data as recorded",
     "iql-relabel": "IQL, relabelled to the fixed goal",
+    "iql-tau0.5": "IQL, expectile 0.5",
+    "iql-tau0.7": "IQL, expectile 0.7",
+    "iql-mean-q": "IQL, mean of the twin critics",
 }
 
 

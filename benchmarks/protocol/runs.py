@@ -35,7 +35,9 @@ class RunSpec:
 
     :param algo: iql, bc (IQL's actor with advantage weights 1), bc10 (BC on the top 10% episodes) or iql-naive
         (AntMaze: IQL on the data as recorded, without the paper's task semantics; evaluated in the same env) or
-        iql-relabel (AntMaze: the paper's semantics with every episode relabelled against the fixed evaluation goal)
+        iql-relabel (AntMaze: the paper's semantics with every episode relabelled against the fixed evaluation goal);
+        the paper's Figure 3 ablations: iql-tau0.5 / iql-tau0.7 (expectile 0.5 / 0.7 instead of the preset's) and
+        iql-mean-q (the mean of the twin critics instead of their minimum, "without clipped double Q")
     :param dataset: Minari dataset id
     :param seed: Random seed
     :param offline_steps: Gradient steps offline
@@ -174,6 +176,10 @@ def new_model(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None 
         kwargs.pop("goal_semantics", None)
     elif spec.algo == "iql-relabel":
         kwargs["goal_semantics"] = "evaluation"
+    if spec.algo.startswith("iql-tau"):
+        kwargs["expectile"] = float(spec.algo.removeprefix("iql-tau"))
+    elif spec.algo == "iql-mean-q":
+        kwargs["critic_reduction"] = "mean"
     if spec.algo in ("bc", "bc10"):
         # Weights exp(0 * A) = 1 whatever the critics learn, so reward processing plays no part
         # (and the top 10% of episodes may all share one return, which "return_range" rejects).
