@@ -1,4 +1,5 @@
-"""The package's layers import one way: tasks <- data <- common <- iql <- datasets (and the package root and CLI above all)."""
+"""The package's layers import one way: tasks <- data <- common <- iql <- datasets <- zoo (and the package root and CLI
+above all)."""
 
 import ast
 from pathlib import Path
@@ -6,8 +7,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sb3_iql"
-LAYERS = {"tasks": 0, "data": 1, "common": 2, "iql": 3, "datasets": 4}
-TOP = 5  # sb3_iql/__init__.py, sb3_iql/cli.py
+LAYERS = {"tasks": 0, "data": 1, "common": 2, "iql": 3, "datasets": 4, "zoo": 5}
+TOP = 6  # sb3_iql/__init__.py, sb3_iql/cli.py
 
 
 def layer_of(module: str) -> int | None:
