@@ -132,14 +132,14 @@ def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():
 
 
 def test_ray_runs_give_the_process_pool_rows(tmp_path, pendulum_dataset):
-    """The runners' --ray path on a local Ray instance: two tiny runs, the rows of the process pool's same runs."""
+    """The runners' --ray path on a local Ray instance (2 CPUs): two tiny runs, the rows of the same runs without Ray."""
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'sb3-iql[benchmarks]'")
     from protocol import run_all
 
     def specs(out):
         return [replace(spec(out, offline_steps=4), seed=seed) for seed in (0, 1)]
 
-    run_all(specs(tmp_path / "pool"), workers=2)
+    run_all(specs(tmp_path / "pool"), workers=1)  # the same run() as the pool's workers, in this process
     try:
         run_all(specs(tmp_path / "ray"), workers=2, use_ray=True)
     finally:
