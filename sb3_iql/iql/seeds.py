@@ -49,22 +49,26 @@ class SeedStack(nn.Module):
         # The callers of each method are made once: a module made inside a compiled step breaks its graph.
         self.networks = list(networks)
         self._callers = {"forward": networks[0], "log_prob": _Method(networks[0], "log_prob")}
-        for k, network in enumerate(networks):  # the seeds' own parameters become views of the stack
-            for name, param in network.named_parameters():
-                param.data = self.stacked[self.names.index(name)].data[k]
+        # Each seed's own parameters, in the order of the stack's.
+        self._own = [[dict(network.named_parameters())[name] for name in self.names] for network in networks]
+        for k, own in enumerate(self._own):  # the seeds' own parameters become views of the stack
+            for stacked, param in zip(self.stacked, own):
+                param.data = stacked.data[k]
+        self.optimizer: th.optim.Optimizer | None = None
         if with_optimizer:
-            own = networks[0].optimizer  # type: ignore[union-attr]
-            self.optimizer = type(own)(self.stacked.parameters(), **own.defaults)
-            self.optimizer.param_groups[0]["lr"] = float(own.param_groups[0]["lr"])
+            first = networks[0].optimizer  # type: ignore[union-attr]
+            self.optimizer = type(first)(self.stacked.parameters(), **first.defaults)
+            self.optimizer.param_groups[0]["lr"] = float(first.param_groups[0]["lr"])
             self._stack_optimizer_state()
 
     def _stack_optimizer_state(self) -> None:
         """Take up the seeds' own optimizer state (models that trained before): moments stacked, step counts shared."""
-        for index, name in enumerate(self.names):
-            states = [network.optimizer.state.get(dict(network.named_parameters())[name]) for network in self.networks]
+        assert self.optimizer is not None
+        for index, stacked in enumerate(self.stacked):
+            states = [network.optimizer.state.get(own[index]) for network, own in zip(self.networks, self._own)]
             if any(state is None for state in states):
                 continue
-            self.optimizer.state[self.stacked[index]] = {
+            self.optimizer.state[stacked] = {
                 key: th.stack([state[key] for state in states]) if value.dim() > 0 else value.clone()
                 for key, value in states[0].items()
             }
@@ -88,19 +92,16 @@ class SeedStack(nn.Module):
 
     def release(self) -> None:
         """Give each seed's network its own copy of its parameters and of its optimizer state, as if trained alone."""
-        state = self.optimizer.state if hasattr(self, "optimizer") else {}
-        for k, network in enumerate(self.networks):
-            own = getattr(network, "optimizer", None)
-            for name, param in network.named_parameters():
-                stacked = self.stacked[self.names.index(name)]
+        for k, (network, own) in enumerate(zip(self.networks, self._own)):
+            for stacked, param in zip(self.stacked, own):
                 param.data = param.data.clone()
-                if own is not None and stacked in state:
-                    own.state[param] = {
-                        key: value[k].clone() if value.dim() > 0 and value.shape[0] == len(self.networks) else value.clone()
-                        for key, value in state[stacked].items()
+                if self.optimizer is not None and stacked in self.optimizer.state:
+                    network.optimizer.state[param] = {  # moments sliced, step counts shared (as stacked)
+                        key: value[k].clone() if value.dim() > 0 else value.clone()
+                        for key, value in self.optimizer.state[stacked].items()
                     }
-            if own is not None:
-                for group in own.param_groups:
+            if self.optimizer is not None:
+                for group in network.optimizer.param_groups:
                     group["lr"] = float(self.optimizer.param_groups[0]["lr"])
 
 
