@@ -90,6 +90,9 @@ def random_episodes(obs_space: gym.Space, act_dim: int, n_transitions: int, epis
 
 
 def make_dataset(dataset_id: str, obs_space: gym.Space, act_dim: int, n_transitions: int) -> minari.MinariDataset:
+    """Random data for the speed benchmarks (the one already written, when the run made it for another table)."""
+    if dataset_id in minari.list_local_datasets():
+        return minari.load_dataset(dataset_id)
     return minari.create_dataset_from_buffers(
         dataset_id,
         random_episodes(obs_space, act_dim, n_transitions),
@@ -251,11 +254,8 @@ def seeds_steps_per_second(
 def seeds_table(args: argparse.Namespace) -> None:
     """K seeds at once against K runs one after the other, at the AntMaze sizes, eager and compiled."""
     obs_dim, act_dim = SIZES["antmaze"]
-    dataset_id = f"bench/{obs_dim}-{act_dim}/random-v0"
-    dataset = (
-        minari.load_dataset(dataset_id)
-        if dataset_id in minari.list_local_datasets()
-        else make_dataset(dataset_id, gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000)
+    dataset = make_dataset(
+        f"bench/{obs_dim}-{act_dim}/random-v0", gym.spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32), act_dim, 20_000
     )
     header = f"{'seeds (antmaze sizes)':<24}{'steps/s each':>14}{'member-steps/s':>16}{'vs K runs':>11}"
     print("\n" + header + "\n" + "-" * len(header))
