@@ -15,11 +15,11 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from protocol.paper import PAPER, paper_name
+from protocol.paper import PAPER, paper_name, paper_offline_score
+from protocol.reports import final_scores, mean_std, typed_rows
+from protocol.runs import read_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -37,22 +37,11 @@ def evaluation_files() -> list[Path]:
     return files
 
 
-def final_scores(rows: list[dict]) -> dict[tuple[str, str, str], tuple[list[float], int]]:
-    """:return: Per (algo, dataset, phase): each seed's score at its last step, and the last step."""
-    last: dict[tuple[str, str, str, str], dict] = {}
-    for row in rows:
-        key = (row["algo"], row["dataset"], row["phase"], row["seed"])
-        if key not in last or int(row["step"]) > int(last[key]["step"]):
-            last[key] = row
-    finals: dict[tuple[str, str, str], tuple[list[float], int]] = {}
-    for (algo, dataset, phase, _), row in sorted(last.items()):
-        scores, steps = finals.get((algo, dataset, phase), ([], 0))
-        finals[(algo, dataset, phase)] = ([*scores, float(row["normalized_score"])], max(steps, int(row["step"])))
-    return finals
-
-
-def mean_std(scores: list[float]) -> str:
-    return f"{np.mean(scores):.1f}" if len(scores) == 1 else f"{np.mean(scores):.1f} ± {np.std(scores):.1f}"
+def score_cell(scores: dict[int, float], rows: list[dict], phase: str) -> str:
+    """Mean ± std over seeds (the score alone for one seed), and the phase's last step."""
+    values = list(scores.values())
+    last_step = max(row["step"] for row in rows if row["phase"] == phase)
+    return f"{mean_std(values) if len(values) > 1 else f'{values[0]:.1f}'} ({last_step:,})"
 
 
 def pair(values: list[float] | float | None) -> str:
@@ -68,29 +57,26 @@ def summary_table() -> list[str]:
         "|---|---|---|---|---|---|---|---|",
     ]
     for path in evaluation_files():
-        with open(path, newline="") as file:
-            finals = final_scores(list(csv.DictReader(file)))
-        for algo, dataset in sorted({(algo, dataset) for algo, dataset, _ in finals}):
-            offline, online = finals.get((algo, dataset, "offline")), finals.get((algo, dataset, "online"))
+        rows = typed_rows(read_rows(path))
+        finals = {phase: final_scores(rows, phase) for phase in ("offline", "online")}
+        for algo, dataset in sorted({(row["algo"], row["dataset"]) for row in rows}):
+            offline, online = finals["offline"].get((algo, dataset)), finals["online"].get((algo, dataset))
+            run_rows = [row for row in rows if (row["algo"], row["dataset"]) == (algo, dataset)]
             name = paper_name(dataset)
-            paper = PAPER["table2"].get(name) if online else _table1(name) or (PAPER["table2"].get(name) or [None])[0]
+            paper = PAPER["table2"].get(name) if online else paper_offline_score(name)
             corl = PAPER["corl"]["finetune"].get(name) if online else PAPER["corl"]["offline"].get(name)
             cells = [
                 f"`{path.parent.relative_to(RESULTS)}`",
                 f"`{dataset}` ({name or 'not in the paper'})",
                 algo,
-                str(len((offline or online)[0])),  # type: ignore[index]
-                f"{mean_std(offline[0])} ({offline[1]:,})" if offline else "",
-                f"{mean_std(online[0])} ({online[1]:,})" if online else "",
+                str(len(offline or online)),  # type: ignore[arg-type]
+                score_cell(offline, run_rows, "offline") if offline else "",
+                score_cell(online, run_rows, "online") if online else "",
                 pair(paper),
                 pair(corl),
             ]
             lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def _table1(name: str | None) -> float | None:
-    return next((scores[name] for scores in PAPER["table1"].values() if name in scores), None)
 
 
 def as_section_text(markdown: str) -> list[str]:

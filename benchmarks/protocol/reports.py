@@ -25,7 +25,11 @@ ALGO_TITLES = {
 
 
 def collect_rows(specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
-    rows = [row for spec in specs for row in read_rows(spec.directory / "evaluations.csv")]
+    return typed_rows([row for spec in specs for row in read_rows(spec.directory / "evaluations.csv")])
+
+
+def typed_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Evaluation rows as read from a CSV, with their numbers as numbers (a missing score as NaN)."""
     for row in rows:
         row["seed"], row["step"] = int(row["seed"]), int(row["step"])
         for field in ("normalized_score", "success_rate"):
