@@ -93,6 +93,11 @@ class CheckpointingEval(IQLEvalCallback):
         save_checkpoint(self.model, self.spec.directory, self.phase, with_buffer=self.phase == "online")
         return result
 
+    def evaluate_at_end(self) -> None:
+        """The protocol reports the score after the last step: evaluate there, unless an evaluation just did."""
+        if self.model.num_timesteps % self.spec.eval_freq:
+            self.evaluate()
+
 
 class RunProgress(BaseCallback):
     """Print a run's steps, speed and time left every ``every_seconds``: long runs are not silent."""
@@ -228,8 +233,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             model.learn_offline(
                 train_data, remaining, callback=[evaluation, progress], reset_num_timesteps=model.num_timesteps == 0
             )
-            if model.num_timesteps % spec.eval_freq:
-                evaluation.evaluate()  # the protocol reports the score after the last step
+            evaluation.evaluate_at_end()
         save_checkpoint(model, directory, "offline", with_buffer=False)
     if spec.online_steps:
         if phase == "offline":
@@ -242,8 +246,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             model.learn(
                 remaining, callback=[evaluation, RunProgress(spec, "online", spec.online_steps)], reset_num_timesteps=False
             )
-            if model.num_timesteps % spec.eval_freq:
-                evaluation.evaluate()
+            evaluation.evaluate_at_end()
         save_checkpoint(model, directory, "online", with_buffer=False)
     rows = read_rows(directory / "evaluations.csv")
     (directory / "done.json").write_text(json.dumps({"spec": asdict(spec), "evaluations": len(rows)}))
@@ -278,8 +281,7 @@ def run_together(specs: Sequence[RunSpec]) -> None:
             models, train_data, specs[0].offline_steps - done_steps, callbacks, reset_num_timesteps=done_steps == 0
         )
         for evaluation, (spec, model) in zip(evaluations, offline):
-            if model.num_timesteps % spec.eval_freq:
-                evaluation.evaluate()  # the protocol reports the score after the last step
+            evaluation.evaluate_at_end()
             save_checkpoint(model, spec.directory, "offline", with_buffer=False)
     for spec in specs:
         run(spec)
