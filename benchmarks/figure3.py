@@ -10,11 +10,12 @@ Writes ``figure3.png`` and ``figure3.md`` (final success rates, mean ± std over
 """
 
 import argparse
-import csv
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from protocol.reports import typed_rows
+from protocol.runs import read_rows
 
 PANELS = {
     "expectile (paper: a larger one is crucial on AntMaze)": {"iql-tau0.5": "0.5", "iql-tau0.7": "0.7", "iql": "0.9"},
@@ -26,7 +27,7 @@ def curves(rows: list[dict]) -> dict[str, dict[int, list[float]]]:
     """:return: Per algo, per step, the seeds' scores."""
     by_algo: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        by_algo[row["algo"]][int(row["step"])].append(float(row["normalized_score"]))
+        by_algo[row["algo"]][row["step"]].append(row["normalized_score"])
     return by_algo
 
 
@@ -59,8 +60,7 @@ def main() -> None:
     parser.add_argument("evaluations", help="the runners' evaluations.csv")
     parser.add_argument("--out", default="benchmarks/results/figure3", help="output folder")
     args = parser.parse_args()
-    with open(args.evaluations, newline="") as file:
-        rows = list(csv.DictReader(file))
+    rows = typed_rows(read_rows(Path(args.evaluations)))
     dataset = rows[0]["dataset"]
     by_algo = curves(rows)
     out = Path(args.out)
