@@ -9,10 +9,12 @@ from sb3_iql.data.goals import goal_segments
 from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets.ant_controller import (
     DATA_ACTION_GAIN,
+    DATA_ACTION_NOISE,
     SHIPPED_CONTROLLER,
     AntController,
     controller_features,
     fell_over,
+    finetune_controller,
     heading,
     make_maze_training_env,
     make_training_env,
@@ -267,3 +269,22 @@ def test_the_action_gain_scales_the_controllers_actions_and_the_recipe_uses_the_
         AntController.load(gain=1.5)
     dataset = build_antmaze("umaze", n_transitions=30, reference_episodes=1, progress=False)
     assert f"scaled by {DATA_ACTION_GAIN})" in dataset.storage.metadata["description"]
+
+
+def test_ppo_finetuning_starts_from_the_controller_acts_with_the_datas_noise_and_resumes(tmp_path):
+    from stable_baselines3 import PPO
+
+    options = {"mazes": ("AntMaze_UMaze-v4",), "envs_per_maze": 2, "n_steps": 32, "checkpoint_every": 64}
+    output = tmp_path / "out.npz"
+    finetune_controller(tmp_path / "run", total_steps=64, output=output, actor_frozen_steps=128, **options)
+    features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
+    # Frozen actor: the exported controller is the warm start, exactly.
+    np.testing.assert_allclose(AntController.load(output)(features), AntController.load()(features), atol=1e-6)
+    model = PPO.load(tmp_path / "run" / "ppo_64_steps.zip", device="cpu")
+    distribution = model.policy.get_distribution(model.policy.obs_to_tensor(features)[0])
+    np.testing.assert_allclose(distribution.distribution.mean.detach().numpy(), AntController.load()(features), atol=1e-5)
+    np.testing.assert_allclose(distribution.distribution.stddev.detach().numpy(), DATA_ACTION_NOISE, rtol=1e-5)
+    # Resumed past the frozen steps, the actor moves.
+    finetune_controller(tmp_path / "run", total_steps=192, output=output, actor_frozen_steps=128, **options)
+    assert (tmp_path / "run" / "ppo_192_steps.zip").is_file()
+    assert not np.allclose(AntController.load(output)(features), AntController.load()(features), atol=1e-6)

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         "--eval-mazes", nargs="*", default=[], help="measure the planner-driven ant on these mazes' paper task at checkpoints"
     )
     trainer.add_argument("--eval-episodes", type=int, default=10, help="episodes per maze of that measurement")
+    trainer.add_argument(
+        "--ppo",
+        action="store_true",
+        help="finetune --warm-start (default: the shipped controller) with PPO in all three mazes under the data's noise",
+    )
+    trainer.add_argument("--learning-rate", type=float, default=1e-4, help="--ppo: learning rate")
+    trainer.add_argument("--clip-range", type=float, default=0.1, help="--ppo: clip range")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
     replay.add_argument("--demos", type=int, default=25, help="how many demos")
@@ -80,6 +87,22 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
         output = args.output or ant_controller.SHIPPED_CONTROLLER
+        evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes, args.noise) if args.eval_mazes else None
+        if args.ppo:
+            result = ant_controller.finetune_controller(
+                args.workdir,
+                args.steps,
+                args.checkpoint_every,
+                warm_start=args.warm_start or ant_controller.SHIPPED_CONTROLLER,
+                output=output,
+                fall_penalty=args.fall_penalty,
+                min_torso_up=args.min_torso_up,
+                learning_rate=args.learning_rate,
+                clip_range=args.clip_range,
+                evaluate=evaluate,
+            )
+            print(f"controller written to {output}: {json.dumps(result)}")
+            return
         env_options = {"action_noise": args.noise, "fall_penalty": args.fall_penalty}
         if args.maze:
             env_options["min_torso_up"] = args.min_torso_up
@@ -91,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             env_options=env_options,
             maze_env_id=args.maze,
             warm_start=args.warm_start,
-            evaluate=_planner_evaluation(args.eval_mazes, args.eval_episodes, args.noise) if args.eval_mazes else None,
+            evaluate=evaluate,
         )
         print(f"controller written to {output}: {json.dumps(result)}")
     elif args.command == "door-replay":

@@ -487,7 +487,6 @@ def train_controller(
     :return: The final measurement
     """
     from stable_baselines3 import SAC
-    from stable_baselines3.common.monitor import Monitor
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -496,7 +495,7 @@ def train_controller(
         env = make_maze_training_env(maze_env_id, **env_options)
     else:
         env = make_training_env(**env_options)
-    env = Monitor(env, str(workdir / "monitor"), override_existing=False)
+    env = _resumable_monitor(env, workdir / "monitor")
     action_noise = env_options["action_noise"]
     if evaluate is None:
 
@@ -538,6 +537,204 @@ def train_controller(
         _append_row(curve_path, {"steps": steps, "minutes": minutes, **result, "mean_return": np.mean(returns)})
     export_controller(model, output)
     return evaluate(AntController.load(output))
+
+
+#: The mazes the controller is finetuned in, with the planner's waypoints (``finetune_controller``): all three sizes.
+FINETUNE_MAZES = ("AntMaze_UMaze-v4", "AntMaze_Medium-v4", "AntMaze_Large-v4")
+
+
+def _tanh_mean_policy_class():
+    """
+    :return: SB3's actor-critic policy whose Gaussian is centred on ``tanh`` of the mean layer, with a fixed std:
+        the controller's deterministic action plus the data's noise, which is exactly how the datasets act
+        (SB3 then clips to [-1, 1], as data collection does)
+    """
+    import torch as th
+    from stable_baselines3.common.policies import ActorCriticPolicy
+
+    class TanhMeanPolicy(ActorCriticPolicy):
+        def _build(self, lr_schedule) -> None:
+            super()._build(lr_schedule)
+            self.action_net = th.nn.Sequential(self.action_net, th.nn.Tanh())
+            self.log_std.requires_grad_(False)
+            self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    return TanhMeanPolicy
+
+
+def _finetuning_ppo_class():
+    """:return: PPO whose actor stays frozen until ``actor_frozen_until`` steps while the fresh critic learns it."""
+    from stable_baselines3 import PPO
+
+    class FinetuningPPO(PPO):
+        actor_frozen_until = 0
+
+        def train(self) -> None:
+            frozen = self.num_timesteps < self.actor_frozen_until
+            for module in (self.policy.mlp_extractor.policy_net, self.policy.action_net):
+                module.requires_grad_(not frozen)
+            super().train()
+
+    return FinetuningPPO
+
+
+def _ppo_actor_layers(model) -> tuple[list, Any]:
+    """:return: The hidden linear layers of a ``TanhMeanPolicy``'s actor and its mean layer."""
+    hidden = [module for module in model.policy.mlp_extractor.policy_net if hasattr(module, "weight")]
+    return hidden, model.policy.action_net[0]
+
+
+def export_ppo_controller(model, path: str | os.PathLike) -> None:
+    """Write a ``TanhMeanPolicy`` PPO model's deterministic actor (``tanh`` of the mean) as a controller file."""
+    hidden, mean = _ppo_actor_layers(model)
+    arrays = {}
+    for index, layer in enumerate(hidden):
+        arrays[f"hidden_{index}_weight"] = layer.weight.detach().cpu().numpy()
+        arrays[f"hidden_{index}_bias"] = layer.bias.detach().cpu().numpy()
+    arrays["mean_weight"] = mean.weight.detach().cpu().numpy()
+    arrays["mean_bias"] = mean.bias.detach().cpu().numpy()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_ppo_actor(model, path: str | os.PathLike) -> None:
+    """Copy a controller file's weights into a ``TanhMeanPolicy`` PPO model's actor."""
+    import torch as th
+
+    controller = AntController.load(path)
+    hidden, mean = _ppo_actor_layers(model)
+    if len(hidden) != len(controller.layers):
+        raise ValueError(f"{path} has {len(controller.layers)} hidden layers; the PPO actor has {len(hidden)}.")
+    with th.no_grad():
+        for layer, (weight, bias) in zip(hidden, controller.layers):
+            layer.weight.copy_(th.as_tensor(weight))
+            layer.bias.copy_(th.as_tensor(bias))
+        mean.weight.copy_(th.as_tensor(controller.mean[0]))
+        mean.bias.copy_(th.as_tensor(controller.mean[1]))
+
+
+def finetune_controller(
+    workdir: str | os.PathLike,
+    total_steps: int = 3_000_000,
+    checkpoint_every: int = 200_000,
+    warm_start: str | os.PathLike = SHIPPED_CONTROLLER,
+    output: str | os.PathLike = SHIPPED_CONTROLLER,
+    mazes: tuple[str, ...] = FINETUNE_MAZES,
+    envs_per_maze: int = 3,
+    n_steps: int = 1024,
+    fall_penalty: float = 100.0,
+    min_torso_up: float = 0.5,
+    actor_frozen_steps: int = 100_000,
+    learning_rate: float = 1e-4,
+    clip_range: float = 0.1,
+    seed: int = 0,
+    evaluate: Callable[[AntController], dict[str, float]] | None = None,
+) -> dict[str, float]:
+    """
+    Finetune a controller with PPO where it is used: in the mazes, walking the planner's waypoints from random
+    cells (``MazeWalkingAnt``), acting with the datasets' own noise. The policy is ``tanh`` of the controller's
+    network plus Gaussian noise of the data's fixed std (``DATA_ACTION_NOISE``), so every rollout is a piece of
+    data collection, and PPO's small, clipped steps keep the warm-started gait while they make it fall less and
+    walk faster. The critic is fresh: the actor stays frozen for ``actor_frozen_steps`` while it learns.
+    Resumes from the latest checkpoint in ``workdir``; measures the exported actor at every checkpoint
+    (``learning_curve.csv``) with ``evaluate``.
+
+    :param total_steps: Environment steps in all (all envs together)
+    :param checkpoint_every: Steps between checkpoints, exports and measurements
+    :param warm_start: The controller file the actor starts from (a new run only)
+    :param output: Where the final controller is written
+    :param mazes: The AntMaze envs trained in
+    :param envs_per_maze: Envs per maze
+    :param n_steps: Steps per env between PPO updates
+    :param fall_penalty: See ``MazeWalkingAnt``
+    :param min_torso_up: See ``MazeWalkingAnt``
+    :param actor_frozen_steps: Steps the actor waits while the critic learns
+    :param learning_rate: PPO's learning rate
+    :param clip_range: PPO's clip range (how far one update may move the policy)
+    :param seed: Seed of the envs and PPO
+    :param evaluate: Measures an exported controller (default: nothing but the training return)
+    :return: The final measurement
+    """
+    import torch as th
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env_kwargs = {"action_noise": 0.0, "fall_penalty": fall_penalty, "min_torso_up": min_torso_up}
+    factories = [
+        (lambda maze_env_id=maze_env_id: make_maze_training_env(maze_env_id, **env_kwargs))
+        for maze_env_id in mazes
+        for _ in range(envs_per_maze)
+    ]
+    (workdir / "monitor").mkdir(exist_ok=True)
+    venv = DummyVecEnv(
+        [
+            lambda factory=factory, index=index: _resumable_monitor(factory(), workdir / "monitor" / str(index))
+            for index, factory in enumerate(factories)
+        ]
+    )
+    venv.seed(seed)
+    evaluate = evaluate or (lambda controller: {})
+    algorithm = _finetuning_ppo_class()
+    checkpoints = sorted(glob.glob(str(workdir / "ppo_*_steps.zip")), key=lambda name: int(name.split("_")[-2]))
+    curve_path = workdir / "learning_curve.csv"
+    if checkpoints:
+        venv = VecNormalize.load(checkpoints[-1].replace(".zip", "_vecnormalize.pkl"), venv)
+        model = algorithm.load(checkpoints[-1], env=venv, device="cpu")
+        print(f"resumed from {checkpoints[-1]} ({model.num_timesteps} steps)")
+    else:
+        venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
+        model = algorithm(
+            _tanh_mean_policy_class(),
+            venv,
+            learning_rate=learning_rate,
+            n_steps=n_steps,
+            batch_size=min(512, n_steps * len(factories)),
+            n_epochs=5,
+            clip_range=clip_range,
+            target_kl=0.02,
+            ent_coef=0.0,
+            policy_kwargs={
+                "net_arch": {"pi": [256, 256], "vf": [256, 256]},
+                "activation_fn": th.nn.ReLU,
+                "log_std_init": float(np.log(DATA_ACTION_NOISE)),
+            },
+            seed=seed,
+            verbose=0,
+            device="cpu",
+        )
+        _load_ppo_actor(model, warm_start)
+        model.actor_frozen_until = actor_frozen_steps
+        _append_row(
+            curve_path, {"steps": 0, "minutes": 0.0, **evaluate(AntController.load(warm_start)), "mean_return": float("nan")}
+        )
+    started = time.time()
+    while model.num_timesteps < total_steps:
+        model.learn(checkpoint_every, reset_num_timesteps=False)
+        steps = model.num_timesteps
+        model.save(workdir / f"ppo_{steps}_steps.zip")
+        venv.save(str(workdir / f"ppo_{steps}_steps_vecnormalize.pkl"))
+        for old in sorted(glob.glob(str(workdir / "ppo_*_steps*")), key=os.path.getmtime)[:-4]:
+            os.remove(old)
+        export_ppo_controller(model, workdir / "controller.npz")
+        result = evaluate(AntController.load(workdir / "controller.npz"))
+        returns = [float(info["r"]) for info in model.ep_info_buffer]
+        minutes = round((time.time() - started) / 60, 1)
+        _append_row(
+            curve_path,
+            {"steps": steps, "minutes": minutes, **result, "mean_return": np.mean(returns) if returns else float("nan")},
+        )
+    export_ppo_controller(model, output)
+    return evaluate(AntController.load(output))
+
+
+def _resumable_monitor(env: gym.Env, path: Path) -> gym.Env:
+    """:return: ``env`` in SB3's ``Monitor``, appending to ``path``'s file when a resumed run left one."""
+    from stable_baselines3.common.monitor import Monitor
+
+    return Monitor(env, str(path), override_existing=not Path(f"{path}.monitor.csv").exists())
 
 
 def _append_row(path: Path, row: dict[str, Any]) -> None:
