@@ -18,6 +18,7 @@ from sb3_iql.datasets.ant_controller import (
     heading,
     make_maze_training_env,
     make_training_env,
+    train_controller,
 )
 from sb3_iql.datasets.antmaze import WaypointAnt, build_antmaze, planner_success
 from sb3_iql.tasks.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, evaluation_goal, paper_eval_env
@@ -274,17 +275,22 @@ def test_the_action_gain_scales_the_controllers_actions_and_the_recipe_uses_the_
 def test_ppo_finetuning_starts_from_the_controller_acts_with_the_datas_noise_and_resumes(tmp_path):
     from stable_baselines3 import PPO
 
-    options = {"mazes": ("AntMaze_UMaze-v4",), "envs_per_maze": 2, "n_steps": 32, "checkpoint_every": 64}
+    options = {"mazes": ("AntMaze_UMaze-v4",), "envs_per_maze": 2, "n_steps": 32, "checkpoint_every": 64, "action_scale": 0.6}
     output = tmp_path / "out.npz"
     finetune_controller(tmp_path / "run", total_steps=64, output=output, actor_frozen_steps=128, **options)
     features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
-    # Frozen actor: the exported controller is the warm start, exactly.
-    np.testing.assert_allclose(AntController.load(output)(features), AntController.load()(features), atol=1e-6)
+    gentle = AntController.load(gain=0.6)(features)
+    # Frozen actor: the exported controller is the warm start at the action scale, exactly, and says its scale.
+    np.testing.assert_allclose(AntController.load(output)(features), gentle, atol=1e-6)
+    assert AntController.load(output).action_scale == pytest.approx(0.6)
     model = PPO.load(tmp_path / "run" / "ppo_64_steps.zip", device="cpu")
     distribution = model.policy.get_distribution(model.policy.obs_to_tensor(features)[0])
-    np.testing.assert_allclose(distribution.distribution.mean.detach().numpy(), AntController.load()(features), atol=1e-5)
+    np.testing.assert_allclose(distribution.distribution.mean.detach().numpy(), gentle, atol=1e-5)
     np.testing.assert_allclose(distribution.distribution.stddev.detach().numpy(), DATA_ACTION_NOISE, rtol=1e-5)
     # Resumed past the frozen steps, the actor moves.
     finetune_controller(tmp_path / "run", total_steps=192, output=output, actor_frozen_steps=128, **options)
     assert (tmp_path / "run" / "ppo_192_steps.zip").is_file()
-    assert not np.allclose(AntController.load(output)(features), AntController.load()(features), atol=1e-6)
+    assert not np.allclose(AntController.load(output)(features), gentle, atol=1e-6)
+    # SAC cannot take a scaled controller as its warm start.
+    with pytest.raises(ValueError, match="--ppo"):
+        train_controller(tmp_path / "sac", total_steps=0, warm_start=output, maze_env_id="AntMaze_UMaze-v4")

@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     trainer.add_argument("--learning-rate", type=float, default=1e-4, help="--ppo: learning rate")
     trainer.add_argument("--clip-range", type=float, default=0.1, help="--ppo: clip range")
+    trainer.add_argument(
+        "--action-scale",
+        type=float,
+        help="--ppo: factor on the actor's actions (default: the warm start's; 0.6: a gentler gait)",
+    )
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
     replay.add_argument("--demos", type=int, default=25, help="how many demos")
@@ -99,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                 min_torso_up=args.min_torso_up,
                 learning_rate=args.learning_rate,
                 clip_range=args.clip_range,
+                action_scale=args.action_scale,
                 evaluate=evaluate,
             )
             print(f"controller written to {output}: {json.dumps(result)}")

@@ -332,6 +332,7 @@ class AntController:
     """
 
     def __init__(self, weights: dict[str, np.ndarray], gain: float = 1.0):
+        """``weights`` may hold ``action_scale``, the factor the actor was trained with (``finetune_controller``)."""
         if not 0.0 < gain <= 1.0:
             raise ValueError(f"The action gain must be in (0, 1], got {gain}.")
         self.gain = gain
@@ -340,6 +341,7 @@ class AntController:
             raise ValueError(f"Not a goal-reaching ant controller: weights {sorted(weights)}.")
         self.layers = [(weights[f"hidden_{i}_weight"], weights[f"hidden_{i}_bias"]) for i in range(n_hidden)]
         self.mean = (weights["mean_weight"], weights["mean_bias"])
+        self.action_scale = float(weights.get("action_scale", 1.0))
         if self.layers[0][0].shape[1] != FEATURES:
             raise ValueError(f"The controller takes {self.layers[0][0].shape[1]} features; this version needs {FEATURES}.")
 
@@ -360,26 +362,55 @@ class AntController:
         hidden = features
         for weight, bias in self.layers:
             hidden = np.maximum(hidden @ weight.T + bias, 0.0)
-        return (self.gain * np.tanh(hidden @ self.mean[0].T + self.mean[1])).astype(np.float32)
+        return (self.gain * self.action_scale * np.tanh(hidden @ self.mean[0].T + self.mean[1])).astype(np.float32)
 
     def act(self, ant_state: np.ndarray, position: np.ndarray, target: np.ndarray) -> np.ndarray:
         """:return: The action that walks the ant from ``position`` toward ``target``."""
         return self(controller_features(ant_state, position, target))
 
 
+def _actor_layers(model) -> tuple[list, Any, float]:
+    """
+    :param model: A SAC model or a ``TanhMeanPolicy`` PPO model (``finetune_controller``)
+    :return: Its actor's hidden linear layers, mean layer and action scale
+    """
+    if hasattr(model, "actor"):
+        return [module for module in model.actor.latent_pi if hasattr(module, "weight")], model.actor.mu, 1.0
+    policy = model.policy
+    hidden = [module for module in policy.mlp_extractor.policy_net if hasattr(module, "weight")]
+    return hidden, policy.action_net[0], policy.action_scale
+
+
 def export_controller(model, path: str | os.PathLike) -> None:
-    """Write a SAC model's deterministic actor (``tanh`` of the mean) as a controller file."""
-    latent = [module for module in model.actor.latent_pi if hasattr(module, "weight")]
+    """Write a SAC or ``finetune_controller`` PPO model's deterministic actor (its scaled ``tanh`` mean) as a controller file."""
+    hidden, mean, action_scale = _actor_layers(model)
     arrays = {}
-    for index, layer in enumerate(latent):
+    for index, layer in enumerate(hidden):
         arrays[f"hidden_{index}_weight"] = layer.weight.detach().cpu().numpy()
         arrays[f"hidden_{index}_bias"] = layer.bias.detach().cpu().numpy()
-    arrays["mean_weight"] = model.actor.mu.weight.detach().cpu().numpy()
-    arrays["mean_bias"] = model.actor.mu.bias.detach().cpu().numpy()
+    arrays["mean_weight"] = mean.weight.detach().cpu().numpy()
+    arrays["mean_bias"] = mean.bias.detach().cpu().numpy()
+    arrays["action_scale"] = np.float32(action_scale)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{path}.tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, path)
+
+
+def _copy_controller_into(model, path: str | os.PathLike) -> None:
+    """Copy a controller file's weights into a fresh model's actor (the inverse of ``export_controller``)."""
+    import torch as th
+
+    controller = AntController.load(path)
+    hidden, mean, _ = _actor_layers(model)
+    if len(hidden) != len(controller.layers):
+        raise ValueError(f"{path} has {len(controller.layers)} hidden layers; the actor has {len(hidden)}.")
+    with th.no_grad():
+        for layer, (weight, bias) in zip(hidden, controller.layers):
+            layer.weight.copy_(th.as_tensor(weight))
+            layer.bias.copy_(th.as_tensor(bias))
+        mean.weight.copy_(th.as_tensor(controller.mean[0]))
+        mean.bias.copy_(th.as_tensor(controller.mean[1]))
 
 
 def reach_rate(
@@ -439,19 +470,13 @@ def _warm_started_sac_class():
 
 
 def load_actor_weights(model, path: str | os.PathLike, log_std: float = -2.0) -> None:
-    """Copy a controller file's weights into a fresh SAC model's actor (the inverse of ``export_controller``)."""
+    """Copy a controller file's weights into a fresh SAC model's actor, with a small fixed ``log_std``."""
     import torch as th
 
-    controller = AntController.load(path)
-    latent = [module for module in model.actor.latent_pi if hasattr(module, "weight")]
-    if len(latent) != len(controller.layers):
-        raise ValueError(f"{path} has {len(controller.layers)} hidden layers; the SAC actor has {len(latent)}.")
+    if AntController.load(path).action_scale != 1.0:
+        raise ValueError(f"{path} was trained with an action scale; SAC's actor has none: finetune it with --ppo instead.")
+    _copy_controller_into(model, path)
     with th.no_grad():
-        for layer, (weight, bias) in zip(latent, controller.layers):
-            layer.weight.copy_(th.as_tensor(weight))
-            layer.bias.copy_(th.as_tensor(bias))
-        model.actor.mu.weight.copy_(th.as_tensor(controller.mean[0]))
-        model.actor.mu.bias.copy_(th.as_tensor(controller.mean[1]))
         model.actor.log_std.weight.zero_()
         model.actor.log_std.bias.fill_(log_std)
 
@@ -545,17 +570,32 @@ FINETUNE_MAZES = ("AntMaze_UMaze-v4", "AntMaze_Medium-v4", "AntMaze_Large-v4")
 
 def _tanh_mean_policy_class():
     """
-    :return: SB3's actor-critic policy whose Gaussian is centred on ``tanh`` of the mean layer, with a fixed std:
+    :return: SB3's actor-critic policy whose Gaussian is centred on ``action_scale * tanh`` of the mean layer, with a fixed std:
         the controller's deterministic action plus the data's noise, which is exactly how the datasets act
         (SB3 then clips to [-1, 1], as data collection does)
     """
     import torch as th
     from stable_baselines3.common.policies import ActorCriticPolicy
 
+    class Scale(th.nn.Module):
+        def __init__(self, factor: float):
+            super().__init__()
+            self.factor = factor
+
+        def forward(self, x: th.Tensor) -> th.Tensor:
+            return self.factor * x
+
     class TanhMeanPolicy(ActorCriticPolicy):
+        def __init__(self, *args, action_scale: float = 1.0, **kwargs):
+            self.action_scale = action_scale
+            super().__init__(*args, **kwargs)
+
+        def _get_constructor_parameters(self) -> dict[str, Any]:
+            return {**super()._get_constructor_parameters(), "action_scale": self.action_scale}
+
         def _build(self, lr_schedule) -> None:
             super()._build(lr_schedule)
-            self.action_net = th.nn.Sequential(self.action_net, th.nn.Tanh())
+            self.action_net = th.nn.Sequential(self.action_net, th.nn.Tanh(), Scale(self.action_scale))
             self.log_std.requires_grad_(False)
             self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
@@ -578,43 +618,6 @@ def _finetuning_ppo_class():
     return FinetuningPPO
 
 
-def _ppo_actor_layers(model) -> tuple[list, Any]:
-    """:return: The hidden linear layers of a ``TanhMeanPolicy``'s actor and its mean layer."""
-    hidden = [module for module in model.policy.mlp_extractor.policy_net if hasattr(module, "weight")]
-    return hidden, model.policy.action_net[0]
-
-
-def export_ppo_controller(model, path: str | os.PathLike) -> None:
-    """Write a ``TanhMeanPolicy`` PPO model's deterministic actor (``tanh`` of the mean) as a controller file."""
-    hidden, mean = _ppo_actor_layers(model)
-    arrays = {}
-    for index, layer in enumerate(hidden):
-        arrays[f"hidden_{index}_weight"] = layer.weight.detach().cpu().numpy()
-        arrays[f"hidden_{index}_bias"] = layer.bias.detach().cpu().numpy()
-    arrays["mean_weight"] = mean.weight.detach().cpu().numpy()
-    arrays["mean_bias"] = mean.bias.detach().cpu().numpy()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(f"{path}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
-def _load_ppo_actor(model, path: str | os.PathLike) -> None:
-    """Copy a controller file's weights into a ``TanhMeanPolicy`` PPO model's actor."""
-    import torch as th
-
-    controller = AntController.load(path)
-    hidden, mean = _ppo_actor_layers(model)
-    if len(hidden) != len(controller.layers):
-        raise ValueError(f"{path} has {len(controller.layers)} hidden layers; the PPO actor has {len(hidden)}.")
-    with th.no_grad():
-        for layer, (weight, bias) in zip(hidden, controller.layers):
-            layer.weight.copy_(th.as_tensor(weight))
-            layer.bias.copy_(th.as_tensor(bias))
-        mean.weight.copy_(th.as_tensor(controller.mean[0]))
-        mean.bias.copy_(th.as_tensor(controller.mean[1]))
-
-
 def finetune_controller(
     workdir: str | os.PathLike,
     total_steps: int = 3_000_000,
@@ -629,6 +632,7 @@ def finetune_controller(
     actor_frozen_steps: int = 100_000,
     learning_rate: float = 1e-4,
     clip_range: float = 0.1,
+    action_scale: float | None = None,
     seed: int = 0,
     evaluate: Callable[[AntController], dict[str, float]] | None = None,
 ) -> dict[str, float]:
@@ -653,6 +657,8 @@ def finetune_controller(
     :param actor_frozen_steps: Steps the actor waits while the critic learns
     :param learning_rate: PPO's learning rate
     :param clip_range: PPO's clip range (how far one update may move the policy)
+    :param action_scale: Factor on the actor's ``tanh`` (default: the warm start's): starting from a gentler gait
+        (``AntController``'s gain) that falls less under the data's noise; written into the controller file
     :param seed: Seed of the envs and PPO
     :param evaluate: Measures an exported controller (default: nothing but the training return)
     :return: The final measurement
@@ -700,12 +706,13 @@ def finetune_controller(
                 "net_arch": {"pi": [256, 256], "vf": [256, 256]},
                 "activation_fn": th.nn.ReLU,
                 "log_std_init": float(np.log(DATA_ACTION_NOISE)),
+                "action_scale": AntController.load(warm_start).action_scale if action_scale is None else action_scale,
             },
             seed=seed,
             verbose=0,
             device="cpu",
         )
-        _load_ppo_actor(model, warm_start)
+        _copy_controller_into(model, warm_start)
         model.actor_frozen_until = actor_frozen_steps
         _append_row(
             curve_path, {"steps": 0, "minutes": 0.0, **evaluate(AntController.load(warm_start)), "mean_return": float("nan")}
@@ -718,7 +725,7 @@ def finetune_controller(
         venv.save(str(workdir / f"ppo_{steps}_steps_vecnormalize.pkl"))
         for old in sorted(glob.glob(str(workdir / "ppo_*_steps*")), key=os.path.getmtime)[:-4]:
             os.remove(old)
-        export_ppo_controller(model, workdir / "controller.npz")
+        export_controller(model, workdir / "controller.npz")
         result = evaluate(AntController.load(workdir / "controller.npz"))
         returns = [float(info["r"]) for info in model.ep_info_buffer]
         minutes = round((time.time() - started) / 60, 1)
@@ -726,7 +733,7 @@ def finetune_controller(
             curve_path,
             {"steps": steps, "minutes": minutes, **result, "mean_return": np.mean(returns) if returns else float("nan")},
         )
-    export_ppo_controller(model, output)
+    export_controller(model, output)
     return evaluate(AntController.load(output))
 
 
