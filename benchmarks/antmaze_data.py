@@ -66,8 +66,8 @@ def planner_statistics(dataset_id: str, n_episodes: int) -> dict[str, str]:
     maze = name.removeprefix("antmaze-").rsplit("-v", 1)[0]
     result = planner_success(maze, AntController.load(gain=DATA_ACTION_GAIN), n_episodes=n_episodes)
     return {
-        f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over": (
-            f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}%"
+        f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over / median steps": (
+            f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}% / {result['median_steps']:.0f}"
         )
     }
 

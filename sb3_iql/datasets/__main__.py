@@ -72,13 +72,16 @@ def _summary(dataset) -> str:
     )
 
 
-def _planner_evaluation(mazes: list[str], n_episodes: int, noise: float):
-    """:return: A measure of a controller: the planner-driven ant on each maze's paper task, with the data's noise."""
+def _planner_evaluation(mazes: list[str], n_episodes: int):
+    """
+    :return: A measure of a controller: the planner-driven ant on each maze's paper task, with the data's noise
+        (whatever noise it was trained under)
+    """
 
     def evaluate(controller: ant_controller.AntController) -> dict[str, float]:
         row = {}
         for name in mazes:
-            result = planner_success(name, controller, n_episodes=n_episodes, noise=noise, seed=5_000)
+            result = planner_success(name, controller, n_episodes=n_episodes, seed=5_000)
             row.update({f"{name}_{key}": value for key, value in result.items() if key != "mean_steps"})
         return row
 
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
         output = args.output or ant_controller.SHIPPED_CONTROLLER
-        evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes, args.noise) if args.eval_mazes else None
+        evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes) if args.eval_mazes else None
         if args.ppo:
             result = ant_controller.finetune_controller(
                 args.workdir,
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> None:
                 learning_rate=args.learning_rate,
                 clip_range=args.clip_range,
                 action_scale=args.action_scale,
+                action_noise=args.noise,
                 evaluate=evaluate,
             )
             print(f"controller written to {output}: {json.dumps(result)}")

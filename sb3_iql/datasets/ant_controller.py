@@ -633,6 +633,7 @@ def finetune_controller(
     learning_rate: float = 1e-4,
     clip_range: float = 0.1,
     action_scale: float | None = None,
+    action_noise: float = DATA_ACTION_NOISE,
     seed: int = 0,
     evaluate: Callable[[AntController], dict[str, float]] | None = None,
 ) -> dict[str, float]:
@@ -659,6 +660,7 @@ def finetune_controller(
     :param clip_range: PPO's clip range (how far one update may move the policy)
     :param action_scale: Factor on the actor's ``tanh`` (default: the warm start's): starting from a gentler gait
         (``AntController``'s gain) that falls less under the data's noise; written into the controller file
+    :param action_noise: The policy's fixed std (default: the data's noise; larger: a margin of robustness)
     :param seed: Seed of the envs and PPO
     :param evaluate: Measures an exported controller (default: nothing but the training return)
     :return: The final measurement
@@ -705,7 +707,7 @@ def finetune_controller(
             policy_kwargs={
                 "net_arch": {"pi": [256, 256], "vf": [256, 256]},
                 "activation_fn": th.nn.ReLU,
-                "log_std_init": float(np.log(DATA_ACTION_NOISE)),
+                "log_std_init": float(np.log(action_noise)),
                 "action_scale": AntController.load(warm_start).action_scale if action_scale is None else action_scale,
             },
             seed=seed,
