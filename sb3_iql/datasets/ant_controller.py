@@ -397,14 +397,13 @@ def export_controller(model, path: str | os.PathLike) -> None:
     os.replace(tmp, path)
 
 
-def _copy_controller_into(model, path: str | os.PathLike) -> None:
-    """Copy a controller file's weights into a fresh model's actor (the inverse of ``export_controller``)."""
+def _copy_controller_into(model, controller: "AntController") -> None:
+    """Copy a controller's weights into a fresh model's actor (the inverse of ``export_controller``)."""
     import torch as th
 
-    controller = AntController.load(path)
     hidden, mean, _ = _actor_layers(model)
     if len(hidden) != len(controller.layers):
-        raise ValueError(f"{path} has {len(controller.layers)} hidden layers; the actor has {len(hidden)}.")
+        raise ValueError(f"The controller has {len(controller.layers)} hidden layers; the actor has {len(hidden)}.")
     with th.no_grad():
         for layer, (weight, bias) in zip(hidden, controller.layers):
             layer.weight.copy_(th.as_tensor(weight))
@@ -473,9 +472,10 @@ def load_actor_weights(model, path: str | os.PathLike, log_std: float = -2.0) ->
     """Copy a controller file's weights into a fresh SAC model's actor, with a small fixed ``log_std``."""
     import torch as th
 
-    if AntController.load(path).action_scale != 1.0:
+    controller = AntController.load(path)
+    if controller.action_scale != 1.0:
         raise ValueError(f"{path} was trained with an action scale; SAC's actor has none: finetune it with --ppo instead.")
-    _copy_controller_into(model, path)
+    _copy_controller_into(model, controller)
     with th.no_grad():
         model.actor.log_std.weight.zero_()
         model.actor.log_std.bias.fill_(log_std)
@@ -639,7 +639,7 @@ def finetune_controller(
 ) -> dict[str, float]:
     """
     Finetune a controller with PPO where it is used: in the mazes, walking the planner's waypoints from random
-    cells (``MazeWalkingAnt``), acting with the datasets' own noise. The policy is ``tanh`` of the controller's
+    cells (``MazeWalkingAnt``), acting with the datasets' own noise. The policy is ``action_scale * tanh`` of the controller's
     network plus Gaussian noise of the data's fixed std (``DATA_ACTION_NOISE``), so every rollout is a piece of
     data collection, and PPO's small, clipped steps keep the warm-started gait while they make it fall less and
     walk faster. The critic is fresh: the actor stays frozen for ``actor_frozen_steps`` while it learns.
@@ -693,6 +693,7 @@ def finetune_controller(
         model = algorithm.load(checkpoints[-1], env=venv, device="cpu")
         print(f"resumed from {checkpoints[-1]} ({model.num_timesteps} steps)")
     else:
+        start = AntController.load(warm_start)
         venv = VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=0.99)
         model = algorithm(
             _tanh_mean_policy_class(),
@@ -708,17 +709,15 @@ def finetune_controller(
                 "net_arch": {"pi": [256, 256], "vf": [256, 256]},
                 "activation_fn": th.nn.ReLU,
                 "log_std_init": float(np.log(action_noise)),
-                "action_scale": AntController.load(warm_start).action_scale if action_scale is None else action_scale,
+                "action_scale": start.action_scale if action_scale is None else action_scale,
             },
             seed=seed,
             verbose=0,
             device="cpu",
         )
-        _copy_controller_into(model, warm_start)
+        _copy_controller_into(model, start)
         model.actor_frozen_until = actor_frozen_steps
-        _append_row(
-            curve_path, {"steps": 0, "minutes": 0.0, **evaluate(AntController.load(warm_start)), "mean_return": float("nan")}
-        )
+        _append_row(curve_path, {"steps": 0, "minutes": 0.0, **evaluate(start), "mean_return": float("nan")})
     started = time.time()
     while model.num_timesteps < total_steps:
         model.learn(checkpoint_every, reset_num_timesteps=False)
