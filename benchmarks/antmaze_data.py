@@ -12,6 +12,7 @@ bound on what the data can teach. Writes ``<out>/antmaze_data.md``.
 """
 
 import argparse
+import functools
 
 import minari
 import numpy as np
@@ -58,13 +59,18 @@ def semantics_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
     return rows
 
 
+@functools.cache
+def maze_planner_success(maze: str, n_episodes: int) -> dict[str, float]:
+    """:return: ``planner_success`` of the shipped ant in ``maze``, measured once for the datasets that share it."""
+    return planner_success(maze, AntController.load(gain=DATA_ACTION_GAIN), n_episodes=n_episodes)
+
+
 def planner_statistics(dataset_id: str, n_episodes: int) -> dict[str, str]:
     """:return: The planner-driven ant on the paper's task in the dataset's maze (with the data's action noise)."""
     name = paper_name(dataset_id)
     if name is None or not name.startswith("antmaze-"):
         raise SystemExit(f"'{dataset_id}' is none of the paper's AntMaze datasets: run it without --planner-episodes.")
-    maze = name.removeprefix("antmaze-").rsplit("-v", 1)[0]
-    result = planner_success(maze, AntController.load(gain=DATA_ACTION_GAIN), n_episodes=n_episodes)
+    result = maze_planner_success(name.removeprefix("antmaze-").rsplit("-v", 1)[0], n_episodes)
     return {
         f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over / median steps": (
             f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}% / {result['median_steps']:.0f}"

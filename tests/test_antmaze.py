@@ -290,6 +290,10 @@ def test_ppo_finetuning_starts_from_the_controller_acts_with_the_datas_noise_and
     # Resumed past the frozen steps, the actor moves.
     finetune_controller(tmp_path / "run", total_steps=192, output=output, actor_frozen_steps=128, **options)
     assert (tmp_path / "run" / "ppo_192_steps.zip").is_file()
+    # Every checkpoint's actor stays as a controller file; the last one is the output.
+    np.testing.assert_array_equal(
+        AntController.load(tmp_path / "run" / "controller_192.npz")(features), AntController.load(output)(features)
+    )
     assert not np.allclose(AntController.load(output)(features), gentle, atol=1e-6)
     # SAC cannot take a scaled controller as its warm start.
     with pytest.raises(ValueError, match="--ppo"):

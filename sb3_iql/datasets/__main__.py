@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         help="--ppo: factor on the actor's actions (default: the warm start's; 0.6: a gentler gait)",
     )
+    trainer.add_argument("--seed", type=int, default=0, help="seed of the training envs and the learner")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
     replay.add_argument("--demos", type=int, default=25, help="how many demos")
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 clip_range=args.clip_range,
                 action_scale=args.action_scale,
                 action_noise=args.noise,
+                seed=args.seed,
                 evaluate=evaluate,
             )
             print(f"controller written to {output}: {json.dumps(result)}")
@@ -124,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
             env_options=env_options,
             maze_env_id=args.maze,
             warm_start=args.warm_start,
+            seed=args.seed,
             evaluate=evaluate,
         )
         print(f"controller written to {output}: {json.dumps(result)}")

@@ -555,8 +555,8 @@ def train_controller(
         model.save_replay_buffer(workdir / f"sac_{steps}_steps_buffer.pkl")
         for old in sorted(glob.glob(str(workdir / "sac_*_steps*")), key=os.path.getmtime)[:-2]:
             os.remove(old)
-        export_controller(model, workdir / "controller.npz")
-        result = evaluate(AntController.load(workdir / "controller.npz"))
+        export_controller(model, workdir / f"controller_{steps}.npz")
+        result = evaluate(AntController.load(workdir / f"controller_{steps}.npz"))
         returns = [float(r) for r in env.get_episode_rewards()[-20:]]
         minutes = round((time.time() - started) / 60, 1)
         _append_row(curve_path, {"steps": steps, "minutes": minutes, **result, "mean_return": np.mean(returns)})
@@ -643,8 +643,8 @@ def finetune_controller(
     network plus Gaussian noise of the data's fixed std (``DATA_ACTION_NOISE``), so every rollout is a piece of
     data collection, and PPO's small, clipped steps keep the warm-started gait while they make it fall less and
     walk faster. The critic is fresh: the actor stays frozen for ``actor_frozen_steps`` while it learns.
-    Resumes from the latest checkpoint in ``workdir``; measures the exported actor at every checkpoint
-    (``learning_curve.csv``) with ``evaluate``.
+    Resumes from the latest checkpoint in ``workdir``; exports the actor at every checkpoint
+    (``controller_<steps>.npz``, kept) and measures it (``learning_curve.csv``) with ``evaluate``.
 
     :param total_steps: Environment steps in all (all envs together)
     :param checkpoint_every: Steps between checkpoints, exports and measurements
@@ -726,8 +726,8 @@ def finetune_controller(
         venv.save(str(workdir / f"ppo_{steps}_steps_vecnormalize.pkl"))
         for old in sorted(glob.glob(str(workdir / "ppo_*_steps*")), key=os.path.getmtime)[:-4]:
             os.remove(old)
-        export_controller(model, workdir / "controller.npz")
-        result = evaluate(AntController.load(workdir / "controller.npz"))
+        export_controller(model, workdir / f"controller_{steps}.npz")
+        result = evaluate(AntController.load(workdir / f"controller_{steps}.npz"))
         returns = [float(info["r"]) for info in model.ep_info_buffer]
         minutes = round((time.time() - started) / 60, 1)
         _append_row(
