@@ -46,6 +46,18 @@ def figure3_rows(tmp: Path) -> Path:
     return path
 
 
+def table2_rows(tmp: Path) -> Path:
+    """A finetuning run's rows as finetune.py writes them: two offline and one online evaluation, one seed."""
+    path = tmp / "pen_binary_seed0.csv"
+    path.write_text(
+        "algo,dataset,seed,phase,step,normalized_score,mean_reward,success_rate\n"
+        "iql,sb3-iql/pen/binary-v1,0,offline,100,50.0,-50,0.9\n"
+        "iql,sb3-iql/pen/binary-v1,0,offline,200,40.0,-60,0.8\n"
+        "iql,sb3-iql/pen/binary-v1,0,online,300,70.0,-30,1.0\n"
+    )
+    return path
+
+
 def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) -> dict[str, tuple[list[str], dict]]:
     """Each script's arguments at a tiny size, and the environment it needs."""
     umaze = {"MINARI_DATASETS_PATH": umaze_root}
@@ -109,6 +121,7 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             {},
         ),
         "benchmarks/ant_gain.py": (["--gains", "0.5", "--episodes", "1", "--out", str(tmp / "gain")], {}),
+        "benchmarks/table2.py": ([str(table2_rows(tmp)), "--out", str(tmp / "table2")], {}),
         "benchmarks/figure3.py": ([str(figure3_rows(tmp)), "--out", str(tmp / "figure3")], {}),
         "benchmarks/ant_controller.py": (
             ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
@@ -126,3 +139,14 @@ def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, um
     assert script in commands, f"{script} has no tiny command in tests/test_scripts.py: add one"
     args, env = commands[script]
     run(script, *args, env=env, cwd=tmp_path)
+
+
+def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_path):
+    run("benchmarks/table2.py", str(table2_rows(tmp_path)), "--out", str(tmp_path), cwd=tmp_path)
+    row = next(line for line in (tmp_path / "table2.md").read_text().splitlines() if line.startswith("| pen-binary"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "0k + 0k (short of 1M + 1M)"  # 200 offline steps, 100 online
+    assert cells[4] == "37.4 → 60.7"  # the paper's
+    assert cells[6] == "40.0 ± 0.0 → 70.0 ± 0.0"  # last offline, last online
+    assert cells[7] == "80.0 ± 0.0 → 100.0 ± 0.0"
+    assert (tmp_path / "curves.png").stat().st_size > 0

@@ -19,6 +19,7 @@ from protocol.reports import (
     final_scores,
     mean_std,
     plot_curves,
+    typed_rows,
     write_csv,
     write_markdown,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "save_checkpoint",
     "table_group",
     "top_episodes",
+    "typed_rows",
     "write_csv",
     "write_markdown",
 ]
