@@ -195,8 +195,9 @@ def test_a_model_and_buffer_saved_by_the_old_layout_load_and_act_identically():
     expected = np.load(LEGACY / "iql_pendulum_expected.npz")
     env = gym.make("Pendulum-v1")
     model = IQL.load(LEGACY / "iql_pendulum.zip", env=env, device="cpu")
-    np.testing.assert_array_equal(model.predict(expected["observations"], deterministic=True)[0], expected["actions"])
-    np.testing.assert_array_equal(model.predict_value(expected["observations"]), expected["values"])
+    # Equal up to float32 rounding: another CPU's kernels may round the last bit differently (CI saw 3e-8).
+    np.testing.assert_allclose(model.predict(expected["observations"], deterministic=True)[0], expected["actions"], atol=1e-6)
+    np.testing.assert_allclose(model.predict_value(expected["observations"]), expected["values"], atol=1e-6)
     model.load_replay_buffer(LEGACY / "iql_pendulum_buffer.pkl")
     assert model.replay_buffer.size() == 4 * 30 + 10  # the arrays' rows (with next observations: all kept) and 10 online
     assert model.replay_buffer.holds_any_dataset()
