@@ -10,7 +10,7 @@ from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets.ant_controller import (
     DATA_ACTION_GAIN,
     DATA_ACTION_NOISE,
-    SHIPPED_CONTROLLER,
+    SAC_CONTROLLER,
     AntController,
     controller_features,
     fell_over,
@@ -257,7 +257,7 @@ def test_a_warm_start_copies_the_controller_into_sac_and_freezes_its_actor(tmp_p
     main = __import__("sb3_iql.datasets.__main__", fromlist=["main"]).main
     main(
         ["train-ant", "--steps", "300", "--checkpoint-every", "300", "--workdir", str(tmp_path / "run"), "--maze",
-         "AntMaze_UMaze-v4", "--warm-start", str(SHIPPED_CONTROLLER), "--output", str(tmp_path / "out.npz")]
+         "AntMaze_UMaze-v4", "--warm-start", str(SAC_CONTROLLER), "--output", str(tmp_path / "out.npz")]
     )  # fmt: skip
     features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
     np.testing.assert_allclose(AntController.load(tmp_path / "out.npz")(features), AntController.load()(features), atol=1e-6)
@@ -279,7 +279,7 @@ def test_ppo_finetuning_starts_from_the_controller_acts_with_the_datas_noise_and
     output = tmp_path / "out.npz"
     finetune_controller(tmp_path / "run", total_steps=64, output=output, actor_frozen_steps=128, **options)
     features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
-    gentle = AntController.load(gain=0.6)(features)
+    gentle = AntController.load(SAC_CONTROLLER, gain=0.6)(features)  # the default warm start, at the run's scale
     # Frozen actor: the exported controller is the warm start at the action scale, exactly, and says its scale.
     np.testing.assert_allclose(AntController.load(output)(features), gentle, atol=1e-6)
     assert AntController.load(output).action_scale == pytest.approx(0.6)

@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     builder.add_argument("--overwrite", action="store_true", help="replace existing datasets")
     builder.add_argument("--controller", help="antmaze: a goal-reaching ant controller file (default: the shipped one)")
     builder.add_argument(
-        "--retrain", action="store_true", help="antmaze: train the goal-reaching ant anew (hours; see train-ant) first"
+        "--retrain",
+        action="store_true",
+        help="antmaze: train the goal-reaching ant anew, both stages (hours; see train-ant) first",
     )
     trainer = commands.add_parser("train-ant", help="train the goal-reaching ant controller (resumable)")
     trainer.add_argument("--steps", type=int, default=500_000, help="SAC environment steps in all")
@@ -35,10 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument("--checkpoint-every", type=int, default=25_000, help="steps between checkpoints")
     defaults = ant_controller.TRAINING_OPTIONS
     trainer.add_argument("--noise", type=float, default=defaults["action_noise"], help="action noise in training")
-    trainer.add_argument("--fall-penalty", type=float, default=defaults["fall_penalty"], help="reward lost on a fall")
-    trainer.add_argument("--output", help="where to write the final controller (default: the shipped one)")
+    trainer.add_argument(
+        "--fall-penalty",
+        type=float,
+        help=f"reward lost on a fall (default: {defaults['fall_penalty']}; --ppo: {ant_controller.PPO_OPTIONS['fall_penalty']})",
+    )
+    trainer.add_argument(
+        "--output", help="where to write the final controller (default: the shipped one; without --ppo: its SAC stage)"
+    )
     trainer.add_argument("--maze", help="train inside this AntMaze env (e.g. AntMaze_Medium-v4) on the planner's waypoints")
-    trainer.add_argument("--warm-start", help="a controller file that starts the actor (e.g. the shipped one)")
+    trainer.add_argument("--warm-start", help="a controller file that starts the actor (e.g. the SAC stage)")
     trainer.add_argument("--min-torso-up", type=float, default=0.5, help="--maze: tilt at which an episode counts as a fall")
     trainer.add_argument(
         "--eval-mazes", nargs="*", default=[], help="measure the planner-driven ant on these mazes' paper task at checkpoints"
@@ -47,14 +55,14 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument(
         "--ppo",
         action="store_true",
-        help="finetune --warm-start (default: the shipped controller) with PPO in all three mazes under the data's noise",
+        help="finetune --warm-start (default: the shipped SAC stage) with PPO in all three mazes under the data's noise",
     )
     trainer.add_argument("--learning-rate", type=float, default=1e-4, help="--ppo: learning rate")
     trainer.add_argument("--clip-range", type=float, default=0.1, help="--ppo: clip range")
     trainer.add_argument(
         "--action-scale",
         type=float,
-        help="--ppo: factor on the actor's actions (default: the warm start's; 0.6: a gentler gait)",
+        help=f"--ppo: factor on the actor's actions (default: {ant_controller.PPO_OPTIONS['action_scale']}, a gentler gait)",
     )
     trainer.add_argument("--seed", type=int, default=0, help="seed of the training envs and the learner")
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
@@ -89,33 +97,41 @@ def _planner_evaluation(mazes: list[str], n_episodes: int):
     return evaluate
 
 
+def _given(value: float | None, default: float) -> float:
+    """:return: ``value``, or ``default`` where the option was not given."""
+    return default if value is None else value
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "list":
         for name, recipe in RECIPES.items():
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
-        output = args.output or ant_controller.SHIPPED_CONTROLLER
+        output = args.output or (ant_controller.SHIPPED_CONTROLLER if args.ppo else ant_controller.SAC_CONTROLLER)
         evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes) if args.eval_mazes else None
         if args.ppo:
             result = ant_controller.finetune_controller(
                 args.workdir,
                 args.steps,
                 args.checkpoint_every,
-                warm_start=args.warm_start or ant_controller.SHIPPED_CONTROLLER,
+                warm_start=args.warm_start or ant_controller.SAC_CONTROLLER,
                 output=output,
-                fall_penalty=args.fall_penalty,
+                fall_penalty=_given(args.fall_penalty, ant_controller.PPO_OPTIONS["fall_penalty"]),
                 min_torso_up=args.min_torso_up,
                 learning_rate=args.learning_rate,
                 clip_range=args.clip_range,
-                action_scale=args.action_scale,
+                action_scale=_given(args.action_scale, ant_controller.PPO_OPTIONS["action_scale"]),
                 action_noise=args.noise,
                 seed=args.seed,
                 evaluate=evaluate,
             )
             print(f"controller written to {output}: {json.dumps(result)}")
             return
-        env_options = {"action_noise": args.noise, "fall_penalty": args.fall_penalty}
+        env_options = {
+            "action_noise": args.noise,
+            "fall_penalty": _given(args.fall_penalty, ant_controller.TRAINING_OPTIONS["fall_penalty"]),
+        }
         if args.maze:
             env_options["min_torso_up"] = args.min_torso_up
         result = ant_controller.train_controller(
@@ -135,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args.retrain:
             args.controller = args.controller or str(ant_controller.SHIPPED_CONTROLLER)
-            ant_controller.train_controller("runs/goal-reaching-ant", output=args.controller)
+            ant_controller.train_shipped_controller("runs/goal-reaching-ant", output=args.controller, seed=args.seed)
         options = {
             "seed": args.seed,
             "source": args.source,

@@ -42,8 +42,10 @@ from gymnasium import spaces
 
 from sb3_iql.datasets.maze import CellWaypoints
 
-#: The trained controller shipped with the package (the actor's weights, numpy arrays).
+#: The trained controller shipped with the package (the actor's weights, numpy arrays): the one the AntMaze data is made with.
 SHIPPED_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_ant.npz"
+#: Its first stage, SAC in the open maze (module docstring): where PPO finetuning starts by default.
+SAC_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_ant_sac.npz"
 TRAINING_MAZE = "AntMaze_Open-v4"
 REACH_RADIUS = 0.5
 REACH_STEPS = 200
@@ -57,8 +59,10 @@ DATA_ACTION_NOISE = 0.2
 #: ant on the paper's tasks then ends upside down in 2-20% of the episodes instead of 26-50%, and succeeds in 98 / 86 / 66%
 #: (umaze / medium / large) instead of 74 / 50 / 46%, about 5% slower (``benchmarks/results/ant_controller_gain/``).
 DATA_ACTION_GAIN = 0.6
-# The training env's options of the shipped controller's second stage (module docstring).
+# The training env's options of the SAC stage's second part (module docstring).
 TRAINING_OPTIONS = {"action_noise": DATA_ACTION_NOISE, "fall_penalty": 100.0}
+#: The options of the PPO stage that made the shipped controller from the SAC stage (module docstring).
+PPO_OPTIONS = {"action_scale": 0.6, "fall_penalty": 1000.0}
 MIN_UPRIGHT_HEIGHT = 0.3
 FEATURES = 30
 
@@ -487,7 +491,7 @@ def train_controller(
     checkpoint_every: int = 50_000,
     eval_trials: int = 20,
     seed: int = 0,
-    output: str | os.PathLike = SHIPPED_CONTROLLER,
+    output: str | os.PathLike = SAC_CONTROLLER,
     env_options: dict[str, float] | None = None,
     maze_env_id: str | None = None,
     warm_start: str | os.PathLike | None = None,
@@ -620,9 +624,9 @@ def _finetuning_ppo_class():
 
 def finetune_controller(
     workdir: str | os.PathLike,
-    total_steps: int = 3_000_000,
+    total_steps: int = 4_000_000,
     checkpoint_every: int = 200_000,
-    warm_start: str | os.PathLike = SHIPPED_CONTROLLER,
+    warm_start: str | os.PathLike = SAC_CONTROLLER,
     output: str | os.PathLike = SHIPPED_CONTROLLER,
     mazes: tuple[str, ...] = FINETUNE_MAZES,
     envs_per_maze: int = 3,
@@ -736,6 +740,20 @@ def finetune_controller(
         )
     export_controller(model, output)
     return evaluate(AntController.load(output))
+
+
+def train_shipped_controller(
+    workdir: str | os.PathLike, output: str | os.PathLike = SHIPPED_CONTROLLER, seed: int = 0
+) -> None:
+    """
+    Both stages of the shipped controller, resumable: SAC (``train_controller``) into ``workdir/sac_stage.npz``, then
+    PPO finetuning under ``PPO_OPTIONS`` (``finetune_controller``) into ``output``. Hours of one CPU core.
+    """
+    workdir = Path(workdir)
+    sac_stage = workdir / "sac_stage.npz"
+    if not sac_stage.is_file():
+        train_controller(workdir / "sac", output=sac_stage, seed=seed)
+    finetune_controller(workdir / "ppo", output=output, warm_start=sac_stage, seed=seed, **PPO_OPTIONS)
 
 
 def _resumable_monitor(env: gym.Env, path: Path) -> gym.Env:

@@ -20,6 +20,7 @@ cell paths) and our intermediate waypoints are cell centres with the same small 
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import minari
@@ -239,11 +240,12 @@ def build_antmaze(
         reference_episodes=reference_episodes,
         description=(
             f"Minari's D4RL/antmaze/{name}-v1 recipe rebuilt with sb3-iql's goal-reaching ant: a BFS waypoint planner "
-            f"over the cells of {task.env_id} (continuing_task=True, reset_target=False) drives the ant (its actions "
+            f"over the cells of {task.env_id} (continuing_task=True, reset_target=False) drives the ant (controller "
+            f"{Path(controller_file or SHIPPED_CONTROLLER).name}, action scale {controller.action_scale:g}, its actions "
             f"scaled by {action_gain}) with Gaussian action noise {noise}; {n_transitions} transitions in episodes of the env's time limit; reward 1 within "
             "0.45 of the goal and no terminations. Evaluation env: the same with the evaluation map (fixed start and "
             "goal). Reference scores: mean return of the noise-free planner and of random actions in it."
         ),
-        algorithm_name="BFS waypoints + sb3-iql goal-reaching ant (SAC)",
+        algorithm_name="BFS waypoints + sb3-iql goal-reaching ant",
         overwrite=overwrite,
     )
