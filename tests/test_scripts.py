@@ -150,3 +150,8 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
     assert cells[6] == "40.0 ± 0.0 → 70.0 ± 0.0"  # last offline, last online
     assert cells[7] == "80.0 ± 0.0 → 100.0 ± 0.0"
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_the_readme_shows_the_committed_table2():
+    committed = (ROOT / "benchmarks" / "results" / "table2" / "table2.md").read_text().strip()
+    assert committed in (ROOT / "README.md").read_text(), "copy benchmarks/results/table2/table2.md into the README"
