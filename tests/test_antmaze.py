@@ -10,6 +10,7 @@ from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets.ant_controller import (
     DATA_ACTION_GAIN,
     DATA_ACTION_NOISE,
+    PPO_OPTIONS,
     SAC_CONTROLLER,
     AntController,
     controller_features,
@@ -260,7 +261,9 @@ def test_a_warm_start_copies_the_controller_into_sac_and_freezes_its_actor(tmp_p
          "AntMaze_UMaze-v4", "--warm-start", str(SAC_CONTROLLER), "--output", str(tmp_path / "out.npz")]
     )  # fmt: skip
     features = np.random.default_rng(0).normal(size=(5, 30)).astype(np.float32)
-    np.testing.assert_allclose(AntController.load(tmp_path / "out.npz")(features), AntController.load()(features), atol=1e-6)
+    np.testing.assert_allclose(
+        AntController.load(tmp_path / "out.npz")(features), AntController.load(SAC_CONTROLLER)(features), atol=1e-6
+    )
 
 
 def test_the_action_gain_scales_the_controllers_actions_and_the_recipe_uses_the_datas():
@@ -270,6 +273,13 @@ def test_the_action_gain_scales_the_controllers_actions_and_the_recipe_uses_the_
         AntController.load(gain=1.5)
     dataset = build_antmaze("umaze", n_transitions=30, reference_episodes=1, progress=False)
     assert f"scaled by {DATA_ACTION_GAIN})" in dataset.storage.metadata["description"]
+
+
+def test_the_shipped_controller_is_the_ppo_stage_on_top_of_the_shipped_sac_stage():
+    shipped, sac_stage = AntController.load(), AntController.load(SAC_CONTROLLER)
+    assert shipped.action_scale == pytest.approx(PPO_OPTIONS["action_scale"])
+    assert sac_stage.action_scale == 1.0
+    assert [weight.shape for weight, _ in shipped.layers] == [weight.shape for weight, _ in sac_stage.layers]
 
 
 def test_ppo_finetuning_starts_from_the_controller_acts_with_the_datas_noise_and_resumes(tmp_path):

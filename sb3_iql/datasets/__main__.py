@@ -32,9 +32,13 @@ def _parser() -> argparse.ArgumentParser:
         help="antmaze: train the goal-reaching ant anew, both stages (hours; see train-ant) first",
     )
     trainer = commands.add_parser("train-ant", help="train the goal-reaching ant controller (resumable)")
-    trainer.add_argument("--steps", type=int, default=500_000, help="SAC environment steps in all")
+    trainer.add_argument(
+        "--steps",
+        type=int,
+        help=f"environment steps in all (default: 500000; --ppo: {ant_controller.PPO_OPTIONS['total_steps']})",
+    )
     trainer.add_argument("--workdir", default="runs/goal-reaching-ant", help="checkpoints and learning curve")
-    trainer.add_argument("--checkpoint-every", type=int, default=25_000, help="steps between checkpoints")
+    trainer.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 25000; --ppo: 200000)")
     defaults = ant_controller.TRAINING_OPTIONS
     trainer.add_argument("--noise", type=float, default=defaults["action_noise"], help="action noise in training")
     trainer.add_argument(
@@ -113,8 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.ppo:
             result = ant_controller.finetune_controller(
                 args.workdir,
-                args.steps,
-                args.checkpoint_every,
+                _given(args.steps, ant_controller.PPO_OPTIONS["total_steps"]),
+                _given(args.checkpoint_every, 200_000),
                 warm_start=args.warm_start or ant_controller.SAC_CONTROLLER,
                 output=output,
                 fall_penalty=_given(args.fall_penalty, ant_controller.PPO_OPTIONS["fall_penalty"]),
@@ -136,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
             env_options["min_torso_up"] = args.min_torso_up
         result = ant_controller.train_controller(
             args.workdir,
-            args.steps,
-            args.checkpoint_every,
+            _given(args.steps, 500_000),
+            _given(args.checkpoint_every, 25_000),
             output=output,
             env_options=env_options,
             maze_env_id=args.maze,
@@ -151,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args.retrain:
             args.controller = args.controller or str(ant_controller.SHIPPED_CONTROLLER)
-            ant_controller.train_shipped_controller("runs/goal-reaching-ant", output=args.controller, seed=args.seed)
+            seed = {} if args.seed is None else {"seed": args.seed}
+            ant_controller.train_shipped_controller("runs/goal-reaching-ant", output=args.controller, **seed)
         options = {
             "seed": args.seed,
             "source": args.source,
