@@ -3,6 +3,7 @@
 import argparse
 import json
 import time
+from typing import Any
 
 from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.data.scores import normalized_score
@@ -106,6 +107,11 @@ def _given(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
+def _passed(**options: Any) -> dict[str, Any]:
+    """:return: The options that were given, for a function whose own defaults stand for the others."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     if args.command == "list":
@@ -117,8 +123,6 @@ def main(argv: list[str] | None = None) -> None:
         if args.ppo:
             result = ant_controller.finetune_controller(
                 args.workdir,
-                _given(args.steps, ant_controller.PPO_OPTIONS["total_steps"]),
-                _given(args.checkpoint_every, 200_000),
                 warm_start=args.warm_start or ant_controller.SAC_CONTROLLER,
                 output=output,
                 fall_penalty=_given(args.fall_penalty, ant_controller.PPO_OPTIONS["fall_penalty"]),
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
                 action_noise=args.noise,
                 seed=args.seed,
                 evaluate=evaluate,
+                **_passed(total_steps=args.steps, checkpoint_every=args.checkpoint_every),
             )
             print(f"controller written to {output}: {json.dumps(result)}")
             return
@@ -155,16 +160,16 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if args.retrain:
             args.controller = args.controller or str(ant_controller.SHIPPED_CONTROLLER)
-            seed = {} if args.seed is None else {"seed": args.seed}
-            ant_controller.train_shipped_controller("runs/goal-reaching-ant", output=args.controller, **seed)
-        options = {
-            "seed": args.seed,
-            "source": args.source,
-            "train_steps": args.train_steps,
-            "bc_steps": args.bc_steps,
-            "controller_file": args.controller,
-        }
-        kwargs = {key: value for key, value in options.items() if value is not None}
+            ant_controller.train_shipped_controller(
+                "runs/goal-reaching-ant", output=args.controller, **_passed(seed=args.seed)
+            )
+        kwargs = _passed(
+            seed=args.seed,
+            source=args.source,
+            train_steps=args.train_steps,
+            bc_steps=args.bc_steps,
+            controller_file=args.controller,
+        )
         for name in args.names:
             start = time.perf_counter()
             built = build(name, size=args.size, overwrite=args.overwrite, **kwargs)

@@ -23,7 +23,7 @@ fall penalty (it walks, but falls about once per 1,000 steps), then resumed unde
 datasets' action noise 0.2 in every step and a fall penalty of 100. Then PPO (``finetune_controller``) where
 the controller is used: in the umaze, medium and large mazes, walking the planner's waypoints from random
 cells under the data's noise, its actions scaled by 0.6 and a fall costing 1,000 (``PPO_OPTIONS``), 2M steps,
-seed 1 (an hour and 20 minutes of one core with its measurements). Variants tried, and what each gave, are in
+seed 1 (40 minutes of one core with its measurements). Variants tried, and what each gave, are in
 ``benchmarks/results/ant_controller_ppo/``. ``planner_success`` in ``antmaze`` measures what matters for the
 data: the planner-driven ant, with the data's noise, from the evaluation start to the goal.
 
