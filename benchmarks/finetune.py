@@ -84,7 +84,7 @@ def main() -> None:
             args.compile,
         )
         for dataset in args.datasets
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     rows = dispatch(specs, args)
     write_csv(out / "evaluations.csv", rows)

@@ -100,7 +100,7 @@ def main() -> None:
         )
         for dataset in args.datasets
         for algo in args.algos
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
     ]
     rows = dispatch(specs, args)
     write_csv(out / "evaluations.csv", rows)

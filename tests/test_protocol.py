@@ -11,7 +11,7 @@ from gymnasium_robotics.envs.maze import maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from antmaze_progress import cells_to_goal
+from antmaze_progress import cells_to_goal, data_task_env
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, run_together, top_episodes
@@ -92,6 +92,23 @@ def test_domain_totals_sum_the_datasets_present():
     total = next(line for line in markdown.splitlines() if "total" in line)
     # ours: per-seed totals 150 and 170; paper: 66.3 + 94.7
     assert total == "| **locomotion-v2 total (2 of 9)** | 160.0 ± 10.0 | 161.0 | -1.0 |"
+
+
+def test_antmaze_progress_data_task_is_the_collection_maze_ending_at_the_goal(umaze_dataset):
+    collection = umaze_dataset.recover_environment()
+    env = data_task_env(umaze_dataset)
+    try:
+        assert env.unwrapped.maze.maze_map == collection.unwrapped.maze.maze_map
+        assert env.spec.max_episode_steps == 700
+        assert not env.unwrapped.continuing_task
+        env.reset(seed=0)
+        goal = env.unwrapped.goal
+        # Walking the ant onto the goal ends the episode, which the collection env never does.
+        env.unwrapped.data.qpos[:2] = goal
+        assert env.step(np.zeros(env.action_space.shape))[2]
+    finally:
+        env.close()
+        collection.close()
 
 
 def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset, umaze_dataset):

@@ -13,6 +13,7 @@ def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None
     """Arguments both runners take."""
     parser.add_argument("datasets", nargs="+", help="Minari dataset ids (local, or downloadable)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per dataset (paper: 10 offline, 5 finetuning)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first seed (add seeds to earlier runs: --first-seed 1)")
     parser.add_argument("--offline-steps", type=int, default=default_steps, help="gradient steps offline (paper: 1M)")
     parser.add_argument("--eval-freq", type=int, default=default_eval_freq, help="steps between evaluations")
     parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (default: paper's: 100 maze, 10 else)")

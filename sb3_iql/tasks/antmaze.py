@@ -108,12 +108,21 @@ def evaluation_goal(dataset: minari.MinariDataset) -> np.ndarray:
     return cell_centre(eval_map, cell, dataset.spec.env_spec.kwargs.get("maze_size_scaling", MAZE_SIZE_SCALING))
 
 
+def terminating_maze_env(collection_env: gym.Env, maze_map: list, max_episode_steps: int | None = None) -> gym.Env:
+    """
+    :param collection_env: An AntMaze env the data was collected in (its env id is used)
+    :param maze_map: The map to make the env with (its ``r`` / ``g`` / ``c`` cells place starts and goals)
+    :param max_episode_steps: Time limit (default: D4RL's for the maze)
+    :return: That maze as a task that ends at the goal (``continuing_task=False``, no new goal on reaching it)
+    """
+    steps = max_episode_steps or PAPER_EVAL_STEPS[maze_size(maze_map)]
+    env_id = collection_env.spec.id
+    return gym.make(env_id, maze_map=maze_map, continuing_task=False, reset_target=False, max_episode_steps=steps)
+
+
 def paper_task_env(collection_env: gym.Env, max_episode_steps: int | None = None) -> gym.Env:
     """:return: ``paper_eval_env`` made from an AntMaze collection env instead of a dataset"""
-    data_map, env_id = collection_env.unwrapped.maze.maze_map, collection_env.spec.id
-    eval_map = paper_eval_map(data_map)
-    steps = max_episode_steps or PAPER_EVAL_STEPS[maze_size(data_map)]
-    return gym.make(env_id, maze_map=eval_map, continuing_task=False, reset_target=False, max_episode_steps=steps)
+    return terminating_maze_env(collection_env, paper_eval_map(collection_env.unwrapped.maze.maze_map), max_episode_steps)
 
 
 def paper_eval_env(dataset: minari.MinariDataset, max_episode_steps: int | None = None) -> gym.Env:
