@@ -6,7 +6,8 @@ What an AntMaze dataset holds, and what the paper's task semantics make of it.
 For each dataset (a Minari id: ``D4RL/antmaze/*-v1`` or a built ``sb3-iql/antmaze/*-v1``): episodes and
 transitions, the share of transitions at the goal (reward 1), the episodes that reach their goal and those in
 which the ant falls over, the transitions and goal reaches that ``goal_semantics="episode"`` and
-``"evaluation"`` keep, and (with ``--planner-episodes``) how often our planner-driven ant, with the data's
+``"evaluation"`` keep, how many episodes start in the paper's start cell, end in its goal's cell (or next to
+it) or do both, and (with ``--planner-episodes``) how often our planner-driven ant, with the data's
 action noise, does the paper's task (evaluation start to fixed goal within D4RL's time limit) in that maze: a
 bound on what the data can teach. Writes ``<out>/antmaze_data.md``.
 """
@@ -22,7 +23,8 @@ from sb3_iql.data.goals import GOALS, is_goal_dataset
 from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
 from sb3_iql.datasets.ant_controller import DATA_ACTION_GAIN, AntController, fell_over
 from sb3_iql.datasets.antmaze import planner_success
-from sb3_iql.tasks.antmaze import GOAL_RADIUS
+from sb3_iql.datasets.maze import CellPlanner
+from sb3_iql.tasks.antmaze import GOAL_RADIUS, G, R, paper_eval_env
 
 
 def recorded_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
@@ -59,6 +61,35 @@ def semantics_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
     return rows
 
 
+def task_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
+    """:return: How many episodes do part of the paper's task: start in its start cell, aim at (or next to) its goal's."""
+    env = paper_eval_env(dataset)
+    maze = env.unwrapped.maze
+    env.close()
+    planner = CellPlanner(maze)
+    start, goal = (
+        maze.cell_rowcol_to_xy(np.array(next(cell for cell in planner.cells if maze.maze_map[cell[0]][cell[1]] == marker)))
+        for marker in (R, G)
+    )
+    n_from_start = n_to_goal = n_next_to_goal = n_both = 0
+    for episode in dataset.iterate_episodes():
+        observations = episode.observations
+        from_start = planner.cells_between(observations["achieved_goal"][0], start) == 0
+        to_goal = planner.cells_between(observations["desired_goal"][0], goal)
+        n_from_start += int(from_start)
+        n_to_goal += int(to_goal == 0)
+        n_next_to_goal += int(to_goal <= 1)
+        n_both += int(from_start and to_goal <= 1)
+    n_episodes = dataset.total_episodes
+    return {
+        "episodes that start in the paper's start cell": f"{100 * n_from_start / n_episodes:.1f}%",
+        "episodes whose goal is in the paper's goal cell / within one cell of it": (
+            f"{100 * n_to_goal / n_episodes:.1f}% / {100 * n_next_to_goal / n_episodes:.1f}%"
+        ),
+        "episodes from the paper's start cell to within one cell of its goal": f"{100 * n_both / n_episodes:.1f}%",
+    }
+
+
 @functools.cache
 def maze_planner_success(maze: str, n_episodes: int) -> dict[str, float]:
     """:return: ``planner_success`` of the shipped ant in ``maze``, measured once for the datasets that share it."""
@@ -89,7 +120,7 @@ def main() -> None:
         dataset = load_minari_dataset(dataset_id)
         if not is_goal_dataset(dataset):
             raise SystemExit(f"'{dataset_id}' has no achieved_goal/desired_goal observations: pass AntMaze datasets.")
-        columns[dataset_id] = recorded_statistics(dataset) | semantics_statistics(dataset)
+        columns[dataset_id] = recorded_statistics(dataset) | semantics_statistics(dataset) | task_statistics(dataset)
         if args.planner_episodes:
             columns[dataset_id] |= planner_statistics(dataset_id, args.planner_episodes)
     names = list(next(iter(columns.values())))

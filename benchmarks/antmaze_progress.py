@@ -34,21 +34,11 @@ from sb3_iql.tasks.antmaze import paper_eval_env, terminating_maze_env
 TASKS = ("paper", "data")
 
 
-def cells_to_goal(planner: CellPlanner, position: np.ndarray, goal: np.ndarray) -> int:
-    """:return: The number of cells on the shortest path from ``position``'s cell to ``goal``'s."""
-    goal_cell, cell = planner.cell_of(goal), planner.cell_of(position)
-    step_toward = planner.next_cell_toward(goal_cell)
-    n_cells = 0
-    while cell != goal_cell:
-        cell, n_cells = step_toward[cell], n_cells + 1
-    return n_cells
-
-
 def progress(planner: CellPlanner, episode: EpisodeBuffer) -> dict[str, float]:
     """:return: One episode's success, cells to the goal (at the start, the end and the closest) and fall."""
     observations = episode.observations
     goal = observations["desired_goal"][0]
-    cells = [cells_to_goal(planner, position, goal) for position in observations["achieved_goal"]]
+    cells = [planner.cells_between(position, goal) for position in observations["achieved_goal"]]
     return {
         "success": float(episode.terminations[-1]),
         "start": cells[0],

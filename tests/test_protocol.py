@@ -11,7 +11,7 @@ from gymnasium_robotics.envs.maze import maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from antmaze_progress import cells_to_goal, data_task_env
+from antmaze_progress import data_task_env
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, run_together, top_episodes
@@ -132,8 +132,8 @@ def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():
     planner = CellPlanner(maze)
     top_left, bottom_left = maze.cell_rowcol_to_xy(np.array([1, 1])), maze.cell_rowcol_to_xy(np.array([3, 1]))
     # One wall apart, six cells around the U.
-    assert cells_to_goal(planner, bottom_left, top_left) == 6
-    assert cells_to_goal(planner, top_left + 0.5, top_left) == 0
+    assert planner.cells_between(bottom_left, top_left) == 6
+    assert planner.cells_between(top_left + 0.5, top_left) == 0
     env.close()
 
 

@@ -118,6 +118,15 @@ class CellPlanner:
         row, col = self.maze.cell_xy_to_rowcol(position)
         return int(row), int(col)
 
+    def cells_between(self, position: np.ndarray, target: np.ndarray) -> int:
+        """:return: The number of cells on the shortest path from ``position``'s cell to ``target``'s."""
+        target_cell, cell = self.cell_of(target), self.cell_of(position)
+        step_toward = self.next_cell_toward(target_cell)
+        n_cells = 0
+        while cell != target_cell:
+            cell, n_cells = step_toward[cell], n_cells + 1
+        return n_cells
+
 
 class CellWaypoints(CellPlanner):
     """
