@@ -24,7 +24,7 @@ from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
 from sb3_iql.datasets.ant_controller import DATA_ACTION_GAIN, AntController, fell_over
 from sb3_iql.datasets.antmaze import planner_success
 from sb3_iql.datasets.maze import CellPlanner
-from sb3_iql.tasks.antmaze import GOAL_RADIUS, G, R, paper_eval_env
+from sb3_iql.tasks.antmaze import GOAL_RADIUS, G, R, marker_cell, paper_eval_env
 
 
 def recorded_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
@@ -67,14 +67,11 @@ def task_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
     maze = env.unwrapped.maze
     env.close()
     planner = CellPlanner(maze)
-    start, goal = (
-        maze.cell_rowcol_to_xy(np.array(next(cell for cell in planner.cells if maze.maze_map[cell[0]][cell[1]] == marker)))
-        for marker in (R, G)
-    )
+    start_cell, goal = marker_cell(maze.maze_map, R), maze.cell_rowcol_to_xy(np.array(marker_cell(maze.maze_map, G)))
     n_from_start = n_to_goal = n_next_to_goal = n_both = 0
     for episode in dataset.iterate_episodes():
         observations = episode.observations
-        from_start = planner.cells_between(observations["achieved_goal"][0], start) == 0
+        from_start = planner.cell_of(observations["achieved_goal"][0]) == start_cell
         to_goal = planner.cells_between(observations["desired_goal"][0], goal)
         n_from_start += int(from_start)
         n_to_goal += int(to_goal == 0)

@@ -31,8 +31,6 @@ from sb3_iql.datasets.ant_controller import fell_over
 from sb3_iql.datasets.maze import CellPlanner
 from sb3_iql.tasks.antmaze import paper_eval_env, terminating_maze_env
 
-TASKS = ("paper", "data")
-
 
 def progress(planner: CellPlanner, episode: EpisodeBuffer) -> dict[str, float]:
     """:return: One episode's success, cells to the goal (at the start, the end and the closest) and fall."""
@@ -55,6 +53,17 @@ def data_task_env(dataset: minari.MinariDataset) -> gym.Env:
         return terminating_maze_env(collection, collection.unwrapped.maze.maze_map)
     finally:
         collection.close()
+
+
+#: Per ``--task``: the env the episodes are done in, its words in the table, and the table's file.
+TASKS = {
+    "paper": (paper_eval_env, "the paper's task", "antmaze_progress.md"),
+    "data": (
+        data_task_env,
+        "the data's own tasks (its starts and goals, ending at the goal)",
+        "antmaze_progress_data_task.md",
+    ),
+}
 
 
 def model_row(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int) -> str:
@@ -81,10 +90,9 @@ def main() -> None:
     missing = [model for model in args.models if not Path(model).is_file()]
     if missing:
         raise SystemExit(f"No saved model at {', '.join(missing)}: pass the .zip files that IQL.save wrote.")
-    dataset = load_minari_dataset(args.dataset)
-    env = paper_eval_env(dataset) if args.task == "paper" else data_task_env(dataset)
+    make_env, task, file_name = TASKS[args.task]
+    env = make_env(load_minari_dataset(args.dataset))
     planner = CellPlanner(env.unwrapped.maze)
-    task = "the paper's task" if args.task == "paper" else "the data's own tasks (its starts and goals, ending at the goal)"
     lines = [
         f"`{args.dataset}`, {args.episodes} episodes of {task} per model, deterministic actions.",
         "",
@@ -93,7 +101,7 @@ def main() -> None:
         *(model_row(env, planner, model, args.episodes) for model in args.models),
     ]
     env.close()
-    write_markdown(args.out, f"antmaze_progress{'' if args.task == 'paper' else '_data_task'}.md", lines)
+    write_markdown(args.out, file_name, lines)
 
 
 if __name__ == "__main__":

@@ -99,13 +99,19 @@ def cell_centre(maze_map: list, cell: tuple[int, int], scaling: float = MAZE_SIZ
     return np.array([(col + 0.5) * scaling - cols * scaling / 2, rows * scaling / 2 - (row + 0.5) * scaling])
 
 
+def marker_cell(maze_map: list, marker: str) -> tuple[int, int]:
+    """:return: The ``(row, col)`` of the first cell of ``maze_map`` marked ``marker`` (``R``: the fixed start, ``G``: the goal)."""
+    return next((row, col) for row, line in enumerate(maze_map) for col, value in enumerate(line) if value == marker)
+
+
 def evaluation_goal(dataset: minari.MinariDataset) -> np.ndarray:
     """:return: The ``(x, y)`` centre of the goal cell of the paper's evaluation map for this dataset (no env is made)."""
     if not is_antmaze(dataset):
         raise ValueError(f"Dataset '{dataset.spec.dataset_id}' is not an AntMaze dataset: it has no paper evaluation goal.")
     eval_map = paper_eval_map(_collection_map(dataset))
-    cell = next((row, col) for row, line in enumerate(eval_map) for col, value in enumerate(line) if value == G)
-    return cell_centre(eval_map, cell, dataset.spec.env_spec.kwargs.get("maze_size_scaling", MAZE_SIZE_SCALING))
+    return cell_centre(
+        eval_map, marker_cell(eval_map, G), dataset.spec.env_spec.kwargs.get("maze_size_scaling", MAZE_SIZE_SCALING)
+    )
 
 
 def terminating_maze_env(collection_env: gym.Env, maze_map: list, max_episode_steps: int | None = None) -> gym.Env:
