@@ -41,7 +41,7 @@ def score_cell(scores: dict[int, float], rows: list[dict], phase: str) -> str:
     """Mean ± std over seeds (the score alone for one seed), and the phase's last step."""
     values = list(scores.values())
     last_step = max(row["step"] for row in rows if row["phase"] == phase)
-    return f"{mean_std(values) if len(values) > 1 else f'{values[0]:.1f}'} ({last_step:,})"
+    return f"{mean_std(values)} ({last_step:,})"
 
 
 def pair(values: list[float] | float | None) -> str:

@@ -24,22 +24,53 @@ FULL_PROTOCOL = 1_000_000
 
 
 def read_runs(paths: list[str]) -> list[dict]:
-    """:return: The evaluation rows of every CSV, numbers as numbers."""
+    """:return: The evaluation rows of every CSV, numbers as numbers, each with the file it came from (``run``)."""
     rows = []
     for path in paths:
         with open(path, newline="") as handle:
-            rows += list(csv.DictReader(handle))
+            rows += [{**row, "run": path} for row in csv.DictReader(handle)]
     if not rows:
         raise SystemExit(f"No evaluation rows in {paths}: pass the CSVs finetune.py wrote (evaluations.csv).")
     return typed_rows(rows)
 
 
-def protocol_run(rows: list[dict]) -> str:
-    """:return: The steps a task's runs reached: offline gradient steps + online environment steps."""
+def steps_reached(rows: list[dict]) -> tuple[int, int]:
+    """:return: The offline gradient steps and online environment steps a run's rows reached."""
     offline = max((row["step"] for row in rows if row["phase"] == "offline"), default=0)
     online = max((row["step"] for row in rows if row["phase"] == "online"), default=offline) - offline
+    return offline, online
+
+
+def protocol_label(steps: tuple[int, int]) -> str:
+    """:return: ``"1,000k + 300k (short of 1M + 1M)"``: the protocol a run followed, and whether it is the paper's."""
+    offline, online = steps
     full = offline >= FULL_PROTOCOL and online >= FULL_PROTOCOL
     return f"{offline / 1e3:,.0f}k + {online / 1e3:,.0f}k" + ("" if full else " (short of 1M + 1M)")
+
+
+def group_by_protocol(rows: list[dict]) -> dict[tuple[str, tuple[int, int]], list[list[dict]]]:
+    """
+    :return: The runs (one seed of one CSV each) of every task and protocol: a run joins the runs of its task that
+        reached the same steps, so a full-protocol row and a shortened one of the same task stay apart.
+    """
+    runs: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
+    for row in rows:
+        runs[(row["run"], row["dataset"], row["seed"])].append(row)
+    groups: dict[tuple[str, tuple[int, int]], list[list[dict]]] = defaultdict(list)
+    for (_, dataset, _), run in runs.items():
+        groups[(dataset, steps_reached(run))].append(run)
+    return dict(sorted(groups.items(), key=lambda item: (item[0][0], [-steps for steps in item[0][1]])))
+
+
+def last_scores(runs: list[list[dict]], field: str, scale: float = 1.0) -> str:
+    """:return: ``"offline → online"``: each phase's last evaluation of ``field``, mean ± std over the runs."""
+    phases = [
+        [scale * value for run in runs for seeds in final_scores(run, phase, field).values() for value in seeds.values()]
+        for phase in ("offline", "online")
+    ]
+    if all(math.isnan(value) for values in phases for value in values):
+        return "-"
+    return f"{mean_std(phases[0])} → {mean_std(phases[1])}"
 
 
 def published(table: str, name: str | None) -> str:
@@ -56,26 +87,17 @@ def local_data_score(dataset_id: str) -> str:
 
 
 def table(rows: list[dict]) -> list[str]:
-    offline, online = final_scores(rows, "offline"), final_scores(rows, "online")
-    success = {phase: final_scores(rows, phase, "success_rate") for phase in ("offline", "online")}
     lines = [
         "| task | protocol run | seeds | data's episodes | IQL, paper | IQL, CORL (D4RL v2) | IQL, ours (normalized) "
         "| ours: success rate (%) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    by_dataset: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        by_dataset[row["dataset"]].append(row)
-    for dataset, runs in by_dataset.items():
+    for (dataset, steps), runs in group_by_protocol(rows).items():
         name = paper_name(dataset)
-        key = ("iql", dataset)
-        ours = f"{mean_std(list(offline.get(key, {}).values()))} → {mean_std(list(online.get(key, {}).values()))}"
-        rates = [[100 * rate for rate in success[phase].get(key, {}).values()] for phase in ("offline", "online")]
-        rate = "-" if all(math.isnan(r) for part in rates for r in part) else f"{mean_std(rates[0])} → {mean_std(rates[1])}"
-        seeds = len({row["seed"] for row in runs})
         lines.append(
-            f"| {name or dataset} | {protocol_run(runs)} | {seeds} | {local_data_score(dataset)} | "
-            f"{published('table2', name)} | {published('corl_table2', name)} | {ours} | {rate} |"
+            f"| {name or dataset} | {protocol_label(steps)} | {len(runs)} | {local_data_score(dataset)} | "
+            f"{published('table2', name)} | {published('corl_table2', name)} | {last_scores(runs, 'normalized_score')} "
+            f"| {last_scores(runs, 'success_rate', scale=100)} |"
         )
     return lines
 
@@ -86,6 +108,9 @@ def main() -> None:
     parser.add_argument("--out", default="runs/table2")
     args = parser.parse_args()
     rows = [row for row in read_runs(args.runs) if row["algo"] == "iql"]
+    for (_, steps), runs in group_by_protocol(rows).items():
+        for row in (row for run in runs for row in run):
+            row["series"] = f"IQL, {protocol_label(steps).split(' (')[0]}"
     write_markdown(args.out, "table2.md", table(rows))
     plot_curves(Path(args.out) / "curves.png", rows, "Table 2 runs: offline, then online (dashed: 1M)", boundary=FULL_PROTOCOL)
     print(f"Wrote {Path(args.out) / 'curves.png'}")

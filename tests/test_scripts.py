@@ -142,13 +142,20 @@ def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, um
 
 
 def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_path):
-    run("benchmarks/table2.py", str(table2_rows(tmp_path)), "--out", str(tmp_path), cwd=tmp_path)
-    row = next(line for line in (tmp_path / "table2.md").read_text().splitlines() if line.startswith("| pen-binary"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    shorter = tmp_path / "pen_binary_short_seed0-1.csv"  # two seeds of a shorter protocol, in one file
+    shorter.write_text(
+        "algo,dataset,seed,phase,step,normalized_score,mean_reward,success_rate\n"
+        + "".join(f"iql,sb3-iql/pen/binary-v1,{seed},offline,2000,{10 * seed},0,0.5\n" for seed in (0, 1))
+    )
+    run("benchmarks/table2.py", str(table2_rows(tmp_path)), str(shorter), "--out", str(tmp_path), cwd=tmp_path)
+    rows = [line for line in (tmp_path / "table2.md").read_text().splitlines() if line.startswith("| pen-binary")]
+    shorter_cells, cells = ([cell.strip() for cell in row.strip("|").split("|")] for row in rows)
     assert cells[1] == "0k + 0k (short of 1M + 1M)"  # 200 offline steps, 100 online
     assert cells[4] == "37.4 → 60.7"  # the paper's
-    assert cells[6] == "40.0 ± 0.0 → 70.0 ± 0.0"  # last offline, last online
-    assert cells[7] == "80.0 ± 0.0 → 100.0 ± 0.0"
+    assert cells[6] == "40.0 → 70.0"  # last offline, last online; one seed: no spread
+    assert cells[7] == "80.0 → 100.0"
+    assert shorter_cells[1:3] == ["2k + 0k (short of 1M + 1M)", "2"]  # its own row (the longer first), seeds pooled
+    assert shorter_cells[6] == "5.0 ± 5.0 → -"
     assert (tmp_path / "curves.png").stat().st_size > 0
 
 

@@ -54,7 +54,10 @@ def final_scores(
 
 
 def mean_std(values: Sequence[float]) -> str:
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "-"
+    """``"mean ± std"`` over seeds; a single seed's score alone (a spread of one seed is no spread); ``"-"`` if none."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) else "-"
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -75,7 +78,10 @@ def write_markdown(out: str | Path, name: str, lines: Sequence[str]) -> None:
 
 
 def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary: int | None = None) -> None:
-    """One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm."""
+    """
+    One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm (or per
+    ``row["series"]`` where the rows name one, e.g. the protocol a set of runs followed).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,17 +95,19 @@ def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary
         figsize=(5 * columns, 3.5 * math.ceil(len(datasets) / columns)),
         squeeze=False,
     )
+    named = {row.get("series", row["algo"]) for row in rows}
+    series = [algo for algo in ALGOS if algo in named] + sorted(named - set(ALGOS))
     for axis, dataset in zip(axes.flat, datasets):
-        for algo in ALGOS:
+        for line in series:
             curve: dict[int, list[float]] = defaultdict(list)
             for row in rows:
-                if row["dataset"] == dataset and row["algo"] == algo:
+                if row["dataset"] == dataset and row.get("series", row["algo"]) == line:
                     curve[row["step"]].append(row["normalized_score"])
             if curve:
                 steps = np.array(sorted(curve))
                 means = np.array([np.mean(curve[s]) for s in steps])
                 stds = np.array([np.std(curve[s]) for s in steps])
-                axis.plot(steps, means, label=ALGO_TITLES[algo])
+                axis.plot(steps, means, label=ALGO_TITLES.get(line, line))
                 axis.fill_between(steps, means - stds, means + stds, alpha=0.2)
         if boundary:
             axis.axvline(boundary, color="grey", linestyle="--", linewidth=1)

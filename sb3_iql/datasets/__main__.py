@@ -1,8 +1,10 @@
 """``python -m sb3_iql.datasets``: list the recipes, build datasets, check door-human's dynamics."""
 
 import argparse
+import inspect
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sb3_iql.data.readers import dataset_transitions
@@ -36,10 +38,16 @@ def _parser() -> argparse.ArgumentParser:
     trainer.add_argument(
         "--steps",
         type=int,
-        help=f"environment steps in all (default: 500000; --ppo: {ant_controller.PPO_OPTIONS['total_steps']})",
+        help=f"environment steps in all (default: {_default(ant_controller.train_controller, 'total_steps')}; "
+        f"--ppo: {_default(ant_controller.finetune_controller, 'total_steps')})",
     )
     trainer.add_argument("--workdir", default="runs/goal-reaching-ant", help="checkpoints and learning curve")
-    trainer.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (default: 25000; --ppo: 200000)")
+    trainer.add_argument(
+        "--checkpoint-every",
+        type=int,
+        help=f"steps between checkpoints (default: {_default(ant_controller.train_controller, 'checkpoint_every')}; "
+        f"--ppo: {_default(ant_controller.finetune_controller, 'checkpoint_every')})",
+    )
     defaults = ant_controller.TRAINING_OPTIONS
     trainer.add_argument("--noise", type=float, default=defaults["action_noise"], help="action noise in training")
     trainer.add_argument(
@@ -102,6 +110,11 @@ def _planner_evaluation(mazes: list[str], n_episodes: int):
     return evaluate
 
 
+def _default(function: Callable[..., Any], parameter: str) -> Any:
+    """:return: ``function``'s default for ``parameter`` (the one place the CLI's help reads it from)."""
+    return inspect.signature(function).parameters[parameter].default
+
+
 def _given(value: float | None, default: float) -> float:
     """:return: ``value``, or ``default`` where the option was not given."""
     return default if value is None else value
@@ -145,8 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             env_options["min_torso_up"] = args.min_torso_up
         result = ant_controller.train_controller(
             args.workdir,
-            _given(args.steps, 500_000),
-            _given(args.checkpoint_every, 25_000),
+            **_passed(total_steps=args.steps, checkpoint_every=args.checkpoint_every),
             output=output,
             env_options=env_options,
             maze_env_id=args.maze,
