@@ -119,9 +119,7 @@ def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset, umaze_da
         {"algo": "iql", "dataset": "tests/pendulum/random-v0", "seed": 0, "phase": phase, "step": 10, "normalized_score": 50.0}
         for phase in ("offline", "online")
     ]
-    assert f"| tests/pendulum/random-v0 | {expected:.1f} | 50.0 → 50.0 |" in finetune_table(
-        rows, ["tests/pendulum/random-v0"]
-    )
+    assert f"| tests/pendulum/random-v0 | {expected:.1f} | 50.0 → 50.0 |" in finetune_table(rows, ["tests/pendulum/random-v0"])
     # AntMaze is scored by success rate, which continuing episodes lack
     assert data_score(str(umaze_dataset.storage.data_path)) is None
 
