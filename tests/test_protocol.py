@@ -74,7 +74,8 @@ def test_table_has_baselines_paper_numbers_and_totals(tmp_path, pendulum_dataset
     assert set(final_scores(rows, "offline")) == {(a, "tests/pendulum/random-v0") for a in ("iql", "bc", "bc10")}
     markdown = table(rows, ["tests/pendulum/random-v0"], ["iql", "bc", "bc10"])
     assert "| BC | 10% BC | IQL (ours) | IQL (paper) |" in markdown
-    assert markdown.count("±") == 3 and np.isfinite(rows[0]["normalized_score"])
+    bc, bc10, ours = (float(cell) for cell in markdown.splitlines()[2].split("|")[2:5])  # one seed each: the score alone
+    assert np.isfinite([bc, bc10, ours]).all() and np.isfinite(rows[0]["normalized_score"])
     assert infer_domain("sb3-iql/pen/binary-v1") == "adroit_finetune"
     assert infer_domain("D4RL/antmaze/umaze-v1", finetune=True) == "antmaze_finetune"
 
