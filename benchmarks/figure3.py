@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from protocol.reports import typed_rows
+from protocol.reports import mean_std, typed_rows
 from protocol.runs import read_rows
 
 PANELS = {
@@ -75,10 +75,7 @@ def main() -> None:
     for algos in PANELS.values():
         for algo, label in algos.items():
             if algo in by_algo:
-                cells = [
-                    f"{np.mean(v):.1f}" + (f" ± {np.std(v):.1f}" if len(v) > 1 else "")
-                    for _, v in sorted(by_algo[algo].items())
-                ]
+                cells = [mean_std(scores) for _, scores in sorted(by_algo[algo].items())]
                 lines.append(f"| {algo} ({label}) | " + " | ".join(cells) + " |")
     (out / "figure3.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
