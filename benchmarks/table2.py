@@ -41,11 +41,16 @@ def steps_reached(rows: list[dict]) -> tuple[int, int]:
     return offline, online
 
 
+def steps_label(steps: tuple[int, int]) -> str:
+    """:return: ``"1,000k + 300k"``: the offline and online steps a run reached."""
+    offline, online = steps
+    return f"{offline / 1e3:,.0f}k + {online / 1e3:,.0f}k"
+
+
 def protocol_label(steps: tuple[int, int]) -> str:
     """:return: ``"1,000k + 300k (short of 1M + 1M)"``: the protocol a run followed, and whether it is the paper's."""
-    offline, online = steps
-    full = offline >= FULL_PROTOCOL and online >= FULL_PROTOCOL
-    return f"{offline / 1e3:,.0f}k + {online / 1e3:,.0f}k" + ("" if full else " (short of 1M + 1M)")
+    full = min(steps) >= FULL_PROTOCOL
+    return steps_label(steps) + ("" if full else " (short of 1M + 1M)")
 
 
 def group_by_protocol(rows: list[dict]) -> dict[tuple[str, tuple[int, int]], list[list[dict]]]:
@@ -86,13 +91,14 @@ def local_data_score(dataset_id: str) -> str:
     return "-" if score is None else f"{score:.1f}"
 
 
-def table(rows: list[dict]) -> list[str]:
+def table(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]]) -> list[str]:
+    """:return: The markdown lines: a row per task and protocol (``group_by_protocol``)."""
     lines = [
         "| task | protocol run | seeds | data's episodes | IQL, paper | IQL, CORL (D4RL v2) | IQL, ours (normalized) "
         "| ours: success rate (%) |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for (dataset, steps), runs in group_by_protocol(rows).items():
+    for (dataset, steps), runs in groups.items():
         name = paper_name(dataset)
         lines.append(
             f"| {name or dataset} | {protocol_label(steps)} | {len(runs)} | {local_data_score(dataset)} | "
@@ -108,10 +114,11 @@ def main() -> None:
     parser.add_argument("--out", default="runs/table2")
     args = parser.parse_args()
     rows = [row for row in read_runs(args.runs) if row["algo"] == "iql"]
-    for (_, steps), runs in group_by_protocol(rows).items():
+    groups = group_by_protocol(rows)
+    for (_, steps), runs in groups.items():
         for row in (row for run in runs for row in run):
-            row["series"] = f"IQL, {protocol_label(steps).split(' (')[0]}"
-    write_markdown(args.out, "table2.md", table(rows))
+            row["series"] = f"IQL, {steps_label(steps)}"
+    write_markdown(args.out, "table2.md", table(groups))
     plot_curves(Path(args.out) / "curves.png", rows, "Table 2 runs: offline, then online (dashed: 1M)", boundary=FULL_PROTOCOL)
     print(f"Wrote {Path(args.out) / 'curves.png'}")
 

@@ -55,9 +55,11 @@ def final_scores(
 
 def mean_std(values: Sequence[float]) -> str:
     """``"mean ± std"`` over seeds; a single seed's score alone (a spread of one seed is no spread); ``"-"`` if none."""
+    if len(values) == 0:
+        return "-"
     if len(values) == 1:
         return f"{values[0]:.1f}"
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if len(values) else "-"
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
