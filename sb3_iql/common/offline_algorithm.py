@@ -506,7 +506,10 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
             )
         # What the run continues with travels in the file, so that a resumed run goes on as this one will: the random
         # state, the online step a callback's save interrupts and, where it pickles with its state, the env.
-        self._saved_rng_state = random_state()
+        if not self._resume_rng:
+            # A loaded model that has not resumed its run yet still carries that run's random state: saving it again
+            # (a copy, a checkpoint before the next learn) keeps it, not this process's unrelated one.
+            self._saved_rng_state = random_state()
         self._pending_step = self._interrupted_step()
         if "env" not in (exclude or []) and self._env_pickles_its_state():
             include = [*(include or []), "env"]
