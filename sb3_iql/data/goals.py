@@ -26,6 +26,7 @@ import numpy as np
 from minari.data_collector.episode_buffer import EpisodeBuffer
 
 from sb3_iql.tasks.antmaze import GOAL_RADIUS, evaluation_goal, is_antmaze, paper_eval_env
+from sb3_iql.tasks.antmaze_d4rl import is_d4rl_antmaze
 
 GOALS = ("episode", "evaluation")
 
@@ -40,7 +41,7 @@ def check_goal_semantics(dataset: minari.MinariDataset, goal: str) -> None:
     """Raise a ``ValueError`` unless ``goal`` is one of ``GOALS`` and the dataset has goals to apply it to."""
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {GOALS}, got '{goal}'.")
-    if not is_goal_dataset(dataset):
+    if not is_goal_dataset(dataset) and not is_d4rl_antmaze(dataset):
         raise ValueError(
             f"Dataset '{dataset.spec.dataset_id}' has no achieved_goal/desired_goal observations: the goal-reaching "
             "semantics apply to goal datasets such as AntMaze; leave goal_semantics unset for it."
@@ -84,6 +85,9 @@ def paper_task_episodes(
     :return: The episodes of the paper's task, each ending at a reach (a termination) or where the recording ends
     """
     check_goal_semantics(dataset, goal)
+    if is_d4rl_antmaze(dataset):
+        # D4RL's design: the data already are the paper's task, relabelled to its goal, terminal where it is reached.
+        return list(episodes)
     fixed_goal = evaluation_goal(dataset) if goal == "evaluation" else None
     segments = []
     for episode in episodes:
@@ -114,9 +118,10 @@ def evaluation_env(dataset: minari.MinariDataset) -> tuple[gym.Env, bool]:
     The env a dataset's policies are evaluated in, and how they are scored: the one place that chooses.
 
     :return: For AntMaze, the paper's terminating maze (``paper_eval_env``) and ``True``: scored as 100 x the
-        success rate; for any other dataset, Minari's evaluation env and ``False``: scored by the dataset's
+        success rate; for the D4RL-physics AntMaze, its evaluation env (already the paper's task) and ``True``; for any
+        other dataset, Minari's evaluation env and ``False``: scored by the dataset's
         reference scores
     """
     if is_antmaze(dataset):
         return paper_eval_env(dataset), True
-    return dataset.recover_environment(eval_env=True), False
+    return dataset.recover_environment(eval_env=True), is_d4rl_antmaze(dataset)

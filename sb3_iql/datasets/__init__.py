@@ -20,7 +20,7 @@ import gymnasium as gym
 import gymnasium_robotics
 import minari
 
-from sb3_iql.datasets import adroit, antmaze, discrete, locomotion, maze
+from sb3_iql.datasets import adroit, antmaze, antmaze_d4rl, discrete, locomotion, maze
 
 gym.register_envs(gymnasium_robotics)
 
@@ -76,6 +76,13 @@ def _recipes() -> dict[str, Recipe]:
             functools.partial(antmaze.build_antmaze, name),
             "n_transitions",
             "Minari's D4RL/antmaze-v1 recipe: BFS waypoints driving sb3-iql's goal-reaching ant, continuing task",
+        )
+    for name in antmaze_d4rl.TASKS:
+        recipes[f"antmaze-d4rl-{name}"] = Recipe(
+            (antmaze_d4rl.dataset_id(name),),
+            functools.partial(antmaze_d4rl.build_antmaze_d4rl, name),
+            "n_transitions",
+            "D4RL's AntMaze design and ant (30 N m, 0.1 s steps): one goal per episode, rewards relabelled to the task",
         )
     for task in discrete.TASKS:
         recipes[f"{task}-mixed"] = Recipe(

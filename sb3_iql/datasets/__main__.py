@@ -12,6 +12,7 @@ from sb3_iql.data.scores import normalized_score
 from sb3_iql.datasets import RECIPES, ant_controller, build
 from sb3_iql.datasets.adroit import door_replay_error
 from sb3_iql.datasets.antmaze import planner_success
+from sb3_iql.tasks.antmaze_d4rl import ANTS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     builder.add_argument("--bc-steps", type=int, help="binary tasks: behaviour cloning gradient steps")
     builder.add_argument("--overwrite", action="store_true", help="replace existing datasets")
     builder.add_argument("--controller", help="antmaze: a goal-reaching ant controller file (default: the shipped one)")
+    builder.add_argument(
+        "--ant",
+        choices=ANTS,
+        help="antmaze recipes: the ant (default: the recipe's own, Gymnasium's for antmaze-*, D4RL's for antmaze-d4rl-*); "
+        "the other gives the AntMaze 2 x 2's off-diagonal cells",
+    )
     builder.add_argument(
         "--retrain",
         action="store_true",
@@ -78,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"--ppo: factor on the actor's actions (default: {ant_controller.PPO_OPTIONS['action_scale']}, a gentler gait)",
     )
     trainer.add_argument("--seed", type=int, default=0, help="seed of the training envs and the learner")
+    trainer.add_argument(
+        "--ant", choices=ANTS, default="gymnasium", help="the ant to train: Gymnasium's (AntMaze_*-v4) or D4RL's"
+    )
     replay = commands.add_parser("door-replay", help="replay door demos in AdroitHandDoor-v1 and report the error")
     replay.add_argument("--source", help="door-v0_demos.pickle (default: from the shared data)")
     replay.add_argument("--demos", type=int, default=25, help="how many demos")
@@ -94,7 +104,7 @@ def _summary(dataset) -> str:
     )
 
 
-def _planner_evaluation(mazes: list[str], n_episodes: int):
+def _planner_evaluation(mazes: list[str], n_episodes: int, ant: str = "gymnasium"):
     """
     :return: A measure of a controller: the planner-driven ant on each maze's paper task, with the data's noise
         (whatever noise it was trained under)
@@ -103,7 +113,7 @@ def _planner_evaluation(mazes: list[str], n_episodes: int):
     def evaluate(controller: ant_controller.AntController) -> dict[str, float]:
         row = {}
         for name in mazes:
-            result = planner_success(name, controller, n_episodes=n_episodes, seed=5_000)
+            result = planner_success(name, controller, n_episodes=n_episodes, seed=5_000, ant=ant)
             row.update({f"{name}_{key}": value for key, value in result.items() if key != "mean_steps"})
         return row
 
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
         output = args.output or (ant_controller.SHIPPED_CONTROLLER if args.ppo else ant_controller.SAC_CONTROLLER)
-        evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes) if args.eval_mazes else None
+        evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes, args.ant) if args.eval_mazes else None
         if args.ppo:
             result = ant_controller.finetune_controller(
                 args.workdir,
@@ -146,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
                 action_noise=args.noise,
                 seed=args.seed,
                 evaluate=evaluate,
+                ant=args.ant,
                 **_passed(total_steps=args.steps, checkpoint_every=args.checkpoint_every),
             )
             print(f"controller written to {output}: {json.dumps(result)}")
@@ -165,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
             warm_start=args.warm_start,
             seed=args.seed,
             evaluate=evaluate,
+            ant=args.ant,
         )
         print(f"controller written to {output}: {json.dumps(result)}")
     elif args.command == "door-replay":
@@ -181,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             train_steps=args.train_steps,
             bc_steps=args.bc_steps,
             controller_file=args.controller,
+            ant=args.ant,
         )
         for name in args.names:
             start = time.perf_counter()

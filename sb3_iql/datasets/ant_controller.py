@@ -46,11 +46,17 @@ import numpy as np
 from gymnasium import spaces
 
 from sb3_iql.datasets.maze import CellWaypoints
+from sb3_iql.tasks.antmaze_d4rl import ANTS, d4rl_ant_env_id
 
 #: The trained controller shipped with the package (the actor's weights, numpy arrays): the one the AntMaze data is made with.
 SHIPPED_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_ant.npz"
 #: Its first stage, SAC in the open maze (module docstring): where PPO finetuning starts by default.
 SAC_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_ant_sac.npz"
+#: The controller of D4RL's ant (``sb3_iql.tasks.antmaze_d4rl``), which the ``antmaze-d4rl`` datasets are made with: the
+#: SAC stage as it is. On D4RL's gentler ant the planner drives it, under the data's noise, through the paper's tasks in
+#: 100 / 100 / 100% of 100 episodes (umaze / medium / large) and it ends none upside down
+#: (``benchmarks/results/antmaze_d4rl/``): the PPO stage, made to cut the falls of Gymnasium's ant, has nothing to mend.
+D4RL_CONTROLLER = SAC_CONTROLLER
 TRAINING_MAZE = "AntMaze_Open-v4"
 REACH_RADIUS = 0.5
 REACH_STEPS = 200
@@ -314,22 +320,44 @@ class MazeWalkingAnt(WalkingAnt):
         return bool(ant_state[0] < MIN_UPRIGHT_HEIGHT or torso_up(ant_state) < self.min_torso_up)
 
 
-def make_maze_training_env(maze_env_id: str = "AntMaze_Medium-v4", max_episode_steps: int = 1000, **kwargs) -> gym.Env:
-    """:return: ``MazeWalkingAnt`` in ``maze_env_id`` (random start and goal cells), episodes of ``max_episode_steps``."""
-    import gymnasium_robotics
+def ant_maze_env_id(env_id: str, ant: str = "gymnasium") -> str:
+    """
+    :param env_id: A Gymnasium-Robotics ``AntMaze_*-v4`` id
+    :param ant: ``"gymnasium"``: that env's own ant; ``"d4rl"``: D4RL's (``sb3_iql.tasks.antmaze_d4rl``)
+    :return: The id of that maze with that ant (the same Dict observations)
+    """
+    if ant not in ANTS:
+        raise ValueError(f"Unknown ant '{ant}': choose one of {', '.join(ANTS)}.")
+    return d4rl_ant_env_id(env_id) if ant == "d4rl" else env_id
 
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make(maze_env_id, continuing_task=True, reset_target=True, max_episode_steps=max_episode_steps)
+
+def make_maze_training_env(
+    maze_env_id: str = "AntMaze_Medium-v4", max_episode_steps: int = 1000, ant: str = "gymnasium", **kwargs
+) -> gym.Env:
+    """:return: ``MazeWalkingAnt`` in ``maze_env_id`` with ``ant`` (random start and goal cells), episodes of ``max_episode_steps``."""
+    env = gym.make(
+        ant_maze_env_id(maze_env_id, ant), continuing_task=True, reset_target=True, max_episode_steps=max_episode_steps
+    )
     return MazeWalkingAnt(env, **kwargs)
 
 
-def make_training_env(max_episode_steps: int = 500, **kwargs) -> gym.Env:
-    """:return: ``GoalReachingAnt`` in an open AntMaze, episodes of ``max_episode_steps``."""
-    import gymnasium_robotics
-
-    gym.register_envs(gymnasium_robotics)
-    env = gym.make(TRAINING_MAZE, continuing_task=True, reset_target=False, max_episode_steps=max_episode_steps)
+def make_training_env(max_episode_steps: int = 500, ant: str = "gymnasium", **kwargs) -> gym.Env:
+    """:return: ``GoalReachingAnt`` in an open AntMaze with ``ant``, episodes of ``max_episode_steps``."""
+    env = gym.make(
+        ant_maze_env_id(TRAINING_MAZE, ant), continuing_task=True, reset_target=False, max_episode_steps=max_episode_steps
+    )
     return GoalReachingAnt(env, **kwargs)
+
+
+def data_controller(ant: str = "gymnasium", gain: float | None = None) -> "AntController":
+    """
+    :param ant: Which ant the data are made with: ``"gymnasium"`` (``SHIPPED_CONTROLLER`` at ``DATA_ACTION_GAIN``) or
+        ``"d4rl"`` (``D4RL_CONTROLLER`` at full gain)
+    :param gain: Another factor on its actions
+    :return: The controller that makes that ant's AntMaze data
+    """
+    path, default_gain = {"gymnasium": (SHIPPED_CONTROLLER, DATA_ACTION_GAIN), "d4rl": (D4RL_CONTROLLER, 1.0)}[ant]
+    return AntController.load(path, gain=default_gain if gain is None else gain)
 
 
 class AntController:
@@ -429,15 +457,19 @@ def reach_rate(
     max_steps: int = REACH_STEPS,
     seed: int = 0,
     action_noise: float = 0.0,
+    ant: str = "gymnasium",
 ) -> dict[str, float]:
     """
     Measure how often the controller reaches random targets.
 
     :param action_noise: Std of the Gaussian noise added to its actions (the datasets use 0.2)
+    :param ant: The ant it drives (``train_controller``)
     :return: ``reach_rate`` (share of trials within ``REACH_RADIUS`` of the target in ``max_steps``),
         ``mean_steps`` of the reached trials, ``fell_over`` share
     """
-    env = make_training_env(max_episode_steps=max_steps, target_distance=distance, continuing=False, action_noise=action_noise)
+    env = make_training_env(
+        max_episode_steps=max_steps, ant=ant, target_distance=distance, continuing=False, action_noise=action_noise
+    )
     reached, steps, fallen = [], [], 0
     for trial in range(n_trials):
         features, _ = env.reset(seed=seed + trial)
@@ -503,6 +535,7 @@ def train_controller(
     warm_start: str | os.PathLike | None = None,
     actor_frozen_steps: int = 30_000,
     evaluate: Callable[[AntController], dict[str, float]] | None = None,
+    ant: str = "gymnasium",
 ) -> dict[str, float]:
     """
     Train the controller with SAC, resuming from the latest checkpoint in ``workdir``.
@@ -519,6 +552,7 @@ def train_controller(
     :param warm_start: A controller file whose weights start the actor (a new run only); the actor then
         stays frozen for ``actor_frozen_steps`` while the new critic learns it
     :param evaluate: Measures an exported controller (a dict of numbers for the learning curve)
+    :param ant: The ant trained: ``"gymnasium"`` (``AntMaze_*-v4``'s) or ``"d4rl"`` (``sb3_iql.tasks.antmaze_d4rl``)
     :return: The final measurement
     """
     from stable_baselines3 import SAC
@@ -527,15 +561,15 @@ def train_controller(
     workdir.mkdir(parents=True, exist_ok=True)
     env_options = {**TRAINING_OPTIONS, **(env_options or {})}
     if maze_env_id is not None:
-        env = make_maze_training_env(maze_env_id, **env_options)
+        env = make_maze_training_env(maze_env_id, ant=ant, **env_options)
     else:
-        env = make_training_env(**env_options)
+        env = make_training_env(ant=ant, **env_options)
     env = _resumable_monitor(env, workdir / "monitor")
     action_noise = env_options["action_noise"]
     if evaluate is None:
 
         def evaluate(controller: AntController) -> dict[str, float]:
-            return reach_rate(controller, n_trials=eval_trials, seed=10_000, action_noise=action_noise)
+            return reach_rate(controller, n_trials=eval_trials, seed=10_000, action_noise=action_noise, ant=ant)
 
     algorithm = _warm_started_sac_class() if warm_start is not None else SAC
     checkpoints = sorted(glob.glob(str(workdir / "sac_*_steps.zip")), key=lambda name: int(name.split("_")[-2]))
@@ -646,6 +680,7 @@ def finetune_controller(
     action_noise: float = DATA_ACTION_NOISE,
     seed: int = 0,
     evaluate: Callable[[AntController], dict[str, float]] | None = None,
+    ant: str = "gymnasium",
 ) -> dict[str, float]:
     """
     Finetune a controller with PPO where it is used: in the mazes, walking the planner's waypoints from random
@@ -673,6 +708,7 @@ def finetune_controller(
     :param action_noise: The policy's fixed std (default: the data's noise; larger: a margin of robustness)
     :param seed: Seed of the envs and PPO
     :param evaluate: Measures an exported controller (default: nothing but the training return)
+    :param ant: The ant trained (``train_controller``)
     :return: The final measurement
     """
     import torch as th
@@ -680,7 +716,7 @@ def finetune_controller(
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    env_kwargs = {"action_noise": 0.0, "fall_penalty": fall_penalty, "min_torso_up": min_torso_up}
+    env_kwargs = {"ant": ant, "action_noise": 0.0, "fall_penalty": fall_penalty, "min_torso_up": min_torso_up}
     factories = [
         (lambda maze_env_id=maze_env_id: make_maze_training_env(maze_env_id, **env_kwargs))
         for maze_env_id in mazes

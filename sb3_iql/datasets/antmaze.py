@@ -31,11 +31,12 @@ from sb3_iql.data.episodes import episode_buffer
 from sb3_iql.datasets.ant_controller import (
     DATA_ACTION_GAIN,
     DATA_ACTION_NOISE,
-    SHIPPED_CONTROLLER,
     AntController,
+    ant_maze_env_id,
+    data_controller,
     fell_over,
 )
-from sb3_iql.datasets.maze import CellWaypoints
+from sb3_iql.datasets.maze import WAYPOINT_JITTER, CellWaypoints
 from sb3_iql.datasets.recording import write_dataset
 from sb3_iql.tasks.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, paper_task_env
 
@@ -72,16 +73,25 @@ def _task(name: str) -> AntMazeTask:
     return TASKS[name]
 
 
-def make_collection_env(name: str) -> gym.Env:
-    """:return: The env ``antmaze-{name}`` is collected in: continuing, the goal kept when reached."""
+def make_collection_env(name: str, ant: str = "gymnasium") -> gym.Env:
+    """
+    :param ant: ``"gymnasium"``: the maze's own ant (Minari's); ``"d4rl"``: D4RL's (``sb3_iql.tasks.antmaze_d4rl``)
+    :return: The env ``antmaze-{name}`` is collected in: continuing, the goal kept when reached
+    """
     task = _task(name)
     kwargs = {"maze_map": task.data_map} if task.data_map is not None else {}
-    return gym.make(task.env_id, continuing_task=True, reset_target=False, **kwargs)
+    return gym.make(ant_maze_env_id(task.env_id, ant), continuing_task=True, reset_target=False, **kwargs)
 
 
-def make_eval_env_spec(name: str) -> gym.envs.registration.EnvSpec:
+def dataset_id(name: str, ant: str = "gymnasium") -> str:
+    """:return: The Minari id of ``antmaze-{name}`` with Gymnasium's ant (Minari's), or with D4RL's (``antmaze-d4rl-ant``)."""
+    _task(name)
+    return f"sb3-iql/antmaze/{name}-v1" if ant == "gymnasium" else f"sb3-iql/antmaze-d4rl-ant/{name}-v1"
+
+
+def make_eval_env_spec(name: str, ant: str = "gymnasium") -> gym.envs.registration.EnvSpec:
     """:return: The evaluation env spec Minari records: the collection spec with the evaluation map."""
-    spec = copy.deepcopy(make_collection_env(name).spec)
+    spec = copy.deepcopy(make_collection_env(name, ant).spec)
     spec.kwargs["maze_map"] = EVAL_MAPS[_task(name).maze]
     return spec
 
@@ -95,18 +105,29 @@ class WaypointAnt:
     :param controller: The goal-reaching ant
     :param noise: Std of the Gaussian action noise
     :param rng: Random generator of the noise and the jitter
+    :param jitter: The waypoints' random offset from their cells' centres (``CellWaypoints``)
     """
 
-    def __init__(self, maze_env: gym.Env, controller: AntController, noise: float, rng: np.random.Generator):
-        self.waypoints = CellWaypoints(maze_env.unwrapped.maze, rng)
+    def __init__(
+        self,
+        maze_env: gym.Env,
+        controller: AntController,
+        noise: float,
+        rng: np.random.Generator,
+        jitter: float | np.ndarray = WAYPOINT_JITTER,
+    ):
+        self.waypoints = CellWaypoints(maze_env.unwrapped.maze, rng, jitter=jitter)
         self.controller = controller
         self.noise = noise
         self.rng = rng
 
     def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
-        position = observation["achieved_goal"]
-        waypoint = self.waypoints(position, observation["desired_goal"])
-        action = self.controller.act(observation["observation"], position, waypoint)
+        return self.act(observation["observation"], observation["achieved_goal"], observation["desired_goal"])
+
+    def act(self, ant_state: np.ndarray, position: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """:return: The noisy action toward ``goal`` from ``position`` (``ant_state``: AntMaze's 27-number ``observation``)."""
+        waypoint = self.waypoints(position, goal)
+        action = self.controller.act(ant_state, position, waypoint)
         if self.noise:
             action = action + self.noise * self.rng.standard_normal(action.shape)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
@@ -119,14 +140,15 @@ def collect(
     noise: float = DATA_ACTION_NOISE,
     seed: int = 123,
     progress: bool = True,
+    ant: str = "gymnasium",
 ) -> list:
     """
-    Drive the ant through ``antmaze-{name}``'s collection env for ``n_transitions`` steps.
+    Drive the ant through ``antmaze-{name}``'s collection env (with ``ant``) for ``n_transitions`` steps.
 
     Episodes end at the env's time limit (a truncation; the last one where the steps run out);
     each reset takes the next seed, as Minari's script does.
     """
-    env = make_collection_env(name)
+    env = make_collection_env(name, ant)
     rng = np.random.default_rng(seed)
     driver = WaypointAnt(env, controller, noise, rng)
     episodes, collected, episode_seed = [], 0, seed
@@ -159,6 +181,7 @@ def planner_success(
     n_episodes: int = 20,
     noise: float = DATA_ACTION_NOISE,
     seed: int = 0,
+    ant: str = "gymnasium",
 ) -> dict[str, float]:
     """
     How well the planner-driven ant does the paper's task in ``antmaze-{name}``'s maze: from the evaluation
@@ -168,7 +191,7 @@ def planner_success(
     :return: ``success_rate``, ``fell_over`` (share of episodes the ant ended on its back or belly),
         ``mean_steps`` and ``median_steps`` of the successful episodes
     """
-    collection = make_collection_env(name)
+    collection = make_collection_env(name, ant)
     env = paper_task_env(collection)
     collection.close()
     rng = np.random.default_rng(seed)
@@ -212,7 +235,8 @@ def build_antmaze(
     reference_episodes: int = REFERENCE_EPISODES,
     overwrite: bool = False,
     progress: bool = True,
-    action_gain: float = DATA_ACTION_GAIN,
+    action_gain: float | None = None,
+    ant: str = "gymnasium",
 ) -> minari.MinariDataset:
     """
     Build ``sb3-iql/antmaze/{name}-v1`` as Minari built ``D4RL/antmaze/{name}-v1`` (module docstring).
@@ -221,28 +245,36 @@ def build_antmaze(
     :param n_transitions: Transitions (Minari: 1M)
     :param noise: Std of the action noise (Minari: 0.2)
     :param seed: Seed of the first reset (Minari: 123), of the noise and of the waypoint jitter
-    :param controller_file: A goal-reaching ant controller (default: the one shipped with sb3-iql)
+    :param controller_file: A goal-reaching ant controller (default: ``data_controller(ant)``'s)
     :param reference_episodes: Episodes behind each reference score (Minari: 100)
-    :param action_gain: Factor on the controller's actions (``DATA_ACTION_GAIN``: a gentler gait that rarely falls)
+    :param action_gain: Factor on the controller's actions (default: ``data_controller(ant)``'s; Gymnasium's ant:
+        ``DATA_ACTION_GAIN``, a gentler gait that rarely falls)
+    :param ant: ``"gymnasium"`` (Minari's); ``"d4rl"``: the same recipe on D4RL's ant, written as
+        ``sb3-iql/antmaze-d4rl-ant/{name}-v1`` (one cell of the AntMaze 2 x 2: Minari's design, D4RL's ant)
     """
     task = _task(name)
-    controller = AntController.load(controller_file or SHIPPED_CONTROLLER, gain=action_gain)
-    episodes = collect(name, n_transitions, controller, noise, seed, progress)
-    eval_spec = make_eval_env_spec(name)
+    if controller_file is not None:
+        controller = AntController.load(controller_file, gain=DATA_ACTION_GAIN if action_gain is None else action_gain)
+    else:
+        controller = data_controller(ant, action_gain)
+    episodes = collect(name, n_transitions, controller, noise, seed, progress, ant)
+    eval_spec = make_eval_env_spec(name, ant)
     eval_env = gym.make(eval_spec)
     planner = WaypointAnt(eval_env, controller, noise=0.0, rng=np.random.default_rng(seed))
     return write_dataset(
-        f"sb3-iql/antmaze/{name}-v1",
+        dataset_id(name, ant),
         episodes,
-        make_collection_env(name),
+        make_collection_env(name, ant),
         eval_env=eval_spec,
         expert_policy=planner,
         reference_episodes=reference_episodes,
         description=(
             f"Minari's D4RL/antmaze/{name}-v1 recipe rebuilt with sb3-iql's goal-reaching ant: a BFS waypoint planner "
-            f"over the cells of {task.env_id} (continuing_task=True, reset_target=False) drives the ant (controller "
-            f"{Path(controller_file or SHIPPED_CONTROLLER).name}, action scale {controller.action_scale:g}, its actions "
-            f"scaled by {action_gain}) with Gaussian action noise {noise}; {n_transitions} transitions in episodes of the env's time limit; reward 1 within "
+            f"over the cells of {ant_maze_env_id(task.env_id, ant)} (continuing_task=True, reset_target=False) drives "
+            f"{'Gymnasium' if ant == 'gymnasium' else 'D4RL'}'s ant (controller "
+            f"{Path(controller_file).name if controller_file else ant + ' data controller'}, action scale "
+            f"{controller.action_scale:g}, its actions scaled by {controller.gain:g}) with Gaussian action noise {noise}; "
+            f"{n_transitions} transitions in episodes of the env's time limit; reward 1 within "
             "0.45 of the goal and no terminations. Evaluation env: the same with the evaluation map (fixed start and "
             "goal). Reference scores: mean return of the noise-free planner and of random actions in it."
         ),

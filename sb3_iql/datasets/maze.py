@@ -137,10 +137,13 @@ class CellWaypoints(CellPlanner):
     :param maze: A Gymnasium-Robotics ``Maze``
     :param rng: Random generator of the jitter
     :param radius: Distance at which a waypoint counts as reached
-    :param jitter: Size of the random offset of each waypoint from its cell's centre
+    :param jitter: Size of the random offset of each waypoint from its cell's centre: ``centre - U(0, 1) * jitter`` on
+        each axis (a pair gives each axis its own size and sign)
     """
 
-    def __init__(self, maze, rng: np.random.Generator, radius: float = WAYPOINT_RADIUS, jitter: float = WAYPOINT_JITTER):
+    def __init__(
+        self, maze, rng: np.random.Generator, radius: float = WAYPOINT_RADIUS, jitter: float | np.ndarray = WAYPOINT_JITTER
+    ):
         super().__init__(maze)
         self.rng = rng
         self.radius = radius

@@ -81,7 +81,7 @@ def paper_eval_map(maze_map: list) -> list:
 def _collection_map(dataset: minari.MinariDataset) -> list | None:
     """:return: The map of the AntMaze env a dataset was collected in (its spec's, else the registered default), or None."""
     spec = dataset.spec.env_spec
-    if spec is None or not spec.id.startswith("AntMaze_"):
+    if spec is None or not spec.name.startswith("AntMaze_"):  # Gymnasium-Robotics' AntMaze_*, or ours with D4RL's ant
         return None
     return spec.kwargs.get("maze_map") or gym.spec(spec.id).kwargs.get("maze_map")
 
