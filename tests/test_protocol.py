@@ -1,5 +1,8 @@
 """The paper-protocol runners' run logic (benchmarks/protocol/): resume, baselines, tables."""
 
+import json
+import os
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -7,6 +10,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch as th
 from gymnasium_robotics.envs.maze import maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -14,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from antmaze_progress import data_task_env
 from finetune import table as finetune_table
 from offline import table
-from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, run, run_together, top_episodes
+from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, read_rows, run, run_together, top_episodes
 
 from sb3_iql import IQL
 from sb3_iql.data.readers import dataset_transitions
@@ -175,3 +179,70 @@ def test_figure3_ablations_change_only_what_they_name(tmp_path, pendulum_dataset
     assert [models[algo].expectile for algo in models] == [0.7, 0.5, 0.7, 0.7]  # locomotion's preset is 0.7
     assert [models[algo].critic_reduction for algo in models] == ["min", "min", "min", "mean"]
     assert {models[algo].beta for algo in models} == {3.0}
+
+
+KEPT_RUN = """
+import os, sys
+sys.path.insert(0, {benchmarks!r})
+from protocol import RunSpec, run
+from sb3_iql.datasets import build
+size = int(sys.argv[1])
+build("antmaze-d4rl-umaze", size=size, progress=False)
+run(RunSpec("iql", "sb3-iql/antmaze-d4rl/umaze-v0", 0, 40, int(sys.argv[2]), 20, 1, "antmaze_finetune", sys.argv[3], keep=sys.argv[4]))
+"""
+
+
+def _kept_run(tmp_path, minari_dir: str, out: str, keep: str, online_steps: int, size: int = 1500):
+    """One ``run`` in a fresh process that first builds its dataset into ``minari_dir`` (a machine's own disk)."""
+    script = tmp_path / "kept_run.py"
+    script.write_text(KEPT_RUN.format(benchmarks=str(Path(__file__).resolve().parents[1] / "benchmarks")))
+    env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path / minari_dir), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, str(script), str(size), str(online_steps), str(tmp_path / out), str(tmp_path / keep)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def _weights(path: Path) -> dict:
+    return IQL.load(path).policy.state_dict()
+
+
+def test_kept_offline_checkpoint_resumes_the_online_phase_bit_for_bit_on_another_machine(tmp_path):
+    """Offline phase -> kept checkpoint -> a fresh process rebuilds the data -> online: the weights of an uninterrupted run."""
+    whole = _kept_run(tmp_path, "minari_a", "out_a", "keep_a", online_steps=30)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    offline = _kept_run(tmp_path, "minari_b", "out_b", "keep_b", online_steps=0)
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    kept = tmp_path / "keep_b" / "antmaze_d4rl_umaze_seed0_offline.zip"
+    record = json.loads(kept.with_suffix(".json").read_text())
+    assert record["complete"] and record["offline_steps"] == 40 and [int(row["step"]) for row in record["rows"]] == [20, 40]
+    # Another day: the run folder and the dataset are gone; only the kept checkpoint came back with the repository.
+    online = _kept_run(tmp_path, "minari_c", "out_c", "keep_b", online_steps=30)
+    assert online.returncode == 0, online.stderr[-3000:]
+    directory = Path("runs/iql/sb3-iql_antmaze-d4rl_umaze-v0/seed0")
+    resumed, uninterrupted = (
+        _weights(tmp_path / "out_c" / directory / "model.zip"),
+        _weights(tmp_path / "out_a" / directory / "model.zip"),
+    )
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(th.equal(resumed[name], uninterrupted[name]) for name in resumed)
+    rows = read_rows(tmp_path / "out_c" / directory / "evaluations.csv")
+    assert [(row["phase"], int(row["step"])) for row in rows] == [
+        ("offline", 20),
+        ("offline", 40),
+        ("online", 60),
+        ("online", 70),
+    ]
+
+
+def test_kept_checkpoint_refuses_other_data(tmp_path):
+    offline = _kept_run(tmp_path, "minari_b", "out_b", "keep", online_steps=0)
+    assert offline.returncode == 0, offline.stderr[-3000:]
+    kept = (tmp_path / "keep").glob("*.zip").__next__()
+    before = kept.read_bytes()
+    other = _kept_run(tmp_path, "minari_c", "out_c", "keep", online_steps=30, size=1400)  # not the data it was trained on
+    assert other.returncode != 0
+    assert "fingerprint" in other.stderr and "Rebuild the dataset" in other.stderr
+    assert kept.read_bytes() == before

@@ -24,6 +24,7 @@ from sb3_iql.data.goals import evaluation_env
 from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
 from sb3_iql.data.scores import episode_scores
 from sb3_iql.tasks.antmaze import is_antmaze
+from sb3_iql.tasks.antmaze_d4rl import is_d4rl_antmaze
 
 EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
 
@@ -47,6 +48,8 @@ class RunSpec:
     :param domain: Hyperparameter domain (``IQL.paper_hyperparameters``)
     :param out: Output folder
     :param compile_update: Train with ``IQL(compile_update=True)`` (faster once compiled; worth it for long runs)
+    :param keep: A folder kept with the repository (``benchmarks/results/table2/checkpoints``) for the run's offline-phase
+        checkpoint (``kept_checkpoint``): the run resumes from it on a machine whose run folders are gone
     """
 
     algo: str
@@ -59,10 +62,24 @@ class RunSpec:
     domain: str
     out: str
     compile_update: bool = False
+    keep: str | None = None
 
     @property
     def directory(self) -> Path:
         return Path(self.out) / "runs" / self.algo / re.sub(r"[^A-Za-z0-9_.-]+", "_", self.dataset) / f"seed{self.seed}"
+
+    @property
+    def kept_checkpoint(self) -> Path | None:
+        """
+        The offline phase's checkpoint kept in the repository, ``<keep>/<task>_seed<k>_offline.zip`` (beside it a
+        ``.json`` with the data's fingerprint and the run's rows): one file per run, replaced at every evaluation of
+        the offline phase and at its end. None without ``keep``.
+        """
+        if self.keep is None:
+            return None
+        task = re.sub(r"-v\d+$", "", self.dataset.split("/", 1)[-1] if self.dataset.count("/") == 2 else self.dataset)
+        prefix = "" if self.algo == "iql" else f"{self.algo}_"
+        return Path(self.keep) / f"{prefix}{re.sub(r'[^A-Za-z0-9]+', '_', task)}_seed{self.seed}_offline.zip"
 
 
 def data_score(dataset_id: str) -> float | None:
@@ -86,11 +103,14 @@ class CheckpointingEval(IQLEvalCallback):
         super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes, score_success=score_success)
         self.spec, self.phase, self.step_offset = spec, phase, step_offset
         self.eval_env.seed(spec.seed)  # evaluation episodes repeat with the run's seed
+        self.fingerprint = data_fingerprint(dataset) if phase == "offline" and spec.keep is not None else ""
 
     def evaluate(self) -> dict[str, float]:
         result = super().evaluate()
         append_rows(self.spec.directory / "evaluations.csv", [evaluation_row(self.spec, self.phase, self.step_offset, result)])
         save_checkpoint(self.model, self.spec.directory, self.phase, with_buffer=self.phase == "online")
+        if self.phase == "offline":
+            keep_offline_checkpoint(self.spec, self.model, self.fingerprint, complete=False)
         return result
 
     def evaluate_at_end(self) -> None:
@@ -147,6 +167,58 @@ def save_checkpoint(model: IQL, directory: Path, phase: str, with_buffer: bool) 
     (directory / "phase.tmp").write_text(phase)
     os.replace(directory / "model.tmp.zip", directory / "model.zip")
     os.replace(directory / "phase.tmp", directory / "phase")
+
+
+def data_fingerprint(dataset: minari.MinariDataset) -> str:
+    """:return: The content fingerprint of a dataset's transitions as recorded (the same data, the same fingerprint)."""
+    return dataset_transitions(dataset).fingerprint()
+
+
+def keep_offline_checkpoint(spec: RunSpec, model: IQL, fingerprint: str, complete: bool) -> None:
+    """
+    Write the run's offline phase into ``spec.kept_checkpoint`` (nothing without ``spec.keep``): the model (networks,
+    optimizers, random states), and beside it the data's fingerprint, the steps done, whether the phase is complete and
+    the run's rows so far. Both files are replaced atomically, the model first.
+    """
+    path = spec.kept_checkpoint
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    record = {
+        "dataset": spec.dataset,
+        "fingerprint": fingerprint,
+        "algo": spec.algo,
+        "seed": spec.seed,
+        "offline_steps": model.num_timesteps,
+        "complete": complete,
+        "rows": read_rows(spec.directory / "evaluations.csv"),
+    }
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(temporary, path.with_suffix(".json"))
+
+
+def resume_from_kept(spec: RunSpec, fingerprint: str) -> IQL | None:
+    """
+    :return: The model of the run's kept offline checkpoint, its rows restored into the run folder; None if there is none
+    :raises ValueError: When the data rebuilt here differ from the data the checkpoint was trained on
+    """
+    path = spec.kept_checkpoint
+    if path is None or not path.exists():
+        return None
+    record = json.loads(path.with_suffix(".json").read_text())
+    if record["fingerprint"] != fingerprint:
+        raise ValueError(
+            f"The kept checkpoint {path} was trained on '{record['dataset']}' with content fingerprint {record['fingerprint']}, "
+            f"but the dataset found here has fingerprint {fingerprint}: its online phase would start from other data. Rebuild "
+            "the dataset with the recipe, size and seed that COMMAND.md gives, or delete the checkpoint (and its .json) to "
+            "start the run over."
+        )
+    spec.directory.mkdir(parents=True, exist_ok=True)
+    (spec.directory / "evaluations.csv").unlink(missing_ok=True)
+    append_rows(spec.directory / "evaluations.csv", record["rows"])
+    return IQL.load(path, env=None, device="auto", compile_update=spec.compile_update)
 
 
 def append_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
@@ -207,6 +279,8 @@ def resume_or_start(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env |
         if phase == "online" and (directory / "replay_buffer.pkl").exists():
             model.load_replay_buffer(directory / "replay_buffer.pkl")
         return model, phase
+    if spec.keep is not None and (kept := resume_from_kept(spec, data_fingerprint(dataset))) is not None:
+        return kept, "offline"
     if directory.exists():  # evaluations from a run that never reached its first checkpoint
         (directory / "evaluations.csv").unlink(missing_ok=True)
     return new_model(spec, dataset, env), "offline"
@@ -221,10 +295,10 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     dataset = load_minari_dataset(spec.dataset)
     train_data = top_episodes(dataset) if spec.algo == "bc10" else dataset
     # AntMaze finetunes in the paper's terminating maze, not the continuing env the data was collected in.
-    online_env = (
-        (evaluation_env(dataset)[0] if is_antmaze(dataset) else dataset.recover_environment()) if spec.online_steps else None
-    )
-    model, phase = resume_or_start(spec, dataset, online_env)
+    maze_task = is_antmaze(dataset) or is_d4rl_antmaze(dataset)
+    online_env = (evaluation_env(dataset)[0] if maze_task else dataset.recover_environment()) if spec.online_steps else None
+    # The offline phase has no env, fresh or resumed alike: the online phase then starts the same way from either.
+    model, phase = resume_or_start(spec, dataset, None)
     if phase == "offline":
         remaining = spec.offline_steps - model.num_timesteps
         if remaining > 0:
@@ -235,9 +309,14 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             )
             evaluation.evaluate_at_end()
         save_checkpoint(model, directory, "offline", with_buffer=False)
+        keep_offline_checkpoint(spec, model, data_fingerprint(dataset), complete=True)
+    elif online_env is not None:
+        model.set_env(online_env)
     if spec.online_steps:
         if phase == "offline":
             model.set_env(online_env)
+            model.env.seed(spec.seed)
+            model.action_space.seed(spec.seed)
             model.num_timesteps = 0
         model.load_dataset(train_data)  # a reloaded model has no buffer; finetuning starts from the dataset
         remaining = spec.online_steps - model.num_timesteps
