@@ -14,12 +14,19 @@ from sb3_iql import IQL
 from sb3_iql.data import episodes
 from sb3_iql.datasets.antmaze import build_antmaze
 from sb3_iql.datasets.recording import minari_root as minari_root_of
+from sb3_iql.datasets.recording import shared_data_dir
 
 gym.register_envs(gymnasium_robotics)
 th.set_num_threads(1)
 #: The network size of the small models tests train.
 SMALL = {"net_arch": [32, 32]}
 warnings.filterwarnings("ignore", module="minari")
+
+
+def needs_shared(relative: str) -> None:
+    """Skip, saying why, where the real source file ``relative`` is not in ``../shared/data`` (a user's clone has none)."""
+    if not (shared_data_dir() / relative).is_file():
+        pytest.skip(f"real source data {relative} is not in {shared_data_dir()} (set SB3_IQL_SHARED_DATA)")
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import h5py
 import minari
 import numpy as np
 import pytest
-from conftest import rollout_episodes
+from conftest import needs_shared, rollout_episodes
 from minari.storage import get_dataset_path
 
 from sb3_iql import IQL
@@ -24,11 +24,6 @@ from sb3_iql.datasets.adroit import (
 )
 from sb3_iql.datasets.maze import MAZES
 from sb3_iql.datasets.recording import shared_data_dir, write_dataset
-
-
-def needs_shared(relative: str) -> None:
-    if not (shared_data_dir() / relative).is_file():
-        pytest.skip(f"real source data {relative} is not in {shared_data_dir()} (set SB3_IQL_SHARED_DATA)")
 
 
 def ref_scores(dataset: minari.MinariDataset) -> tuple[float, float]:

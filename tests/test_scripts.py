@@ -6,13 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import small_iql
+from conftest import needs_shared, small_iql
+
+from sb3_iql.datasets.adroit import dapg_policy_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = sorted(str(path.relative_to(ROOT)) for folder in ("examples", "benchmarks") for path in (ROOT / folder).glob("*.py"))
 # Scripts another script runs for it (d3rlpy_peer.py in d3rlpy's own environment, from speed.py) or that only
 # provide functions to the others.
 NOT_RUN_ALONE = {"benchmarks/d3rlpy_peer.py": "speed.py runs it in benchmarks/.venv-d3rlpy, with d3rlpy installed"}
+# Scripts whose tiny command reads a real source file from ../shared/data (absent from a user's clone).
+NEEDS_SHARED = {"benchmarks/binary_data.py": dapg_policy_file("pen")}
 
 
 def run(script: str, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
@@ -102,6 +106,10 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--out", str(tmp / "progress")],
             umaze,
         ),
+        "benchmarks/online_speed.py": (
+            [pendulum, "--threads", "1", "--offline-steps", "5", "--online-steps", "20", "--warm-up", "5", "--no-compile"],
+            {},
+        ),
         "benchmarks/binary_data.py": (["--tasks", "pen", "--expert-episodes", "1", "--out", str(tmp / "binary")], {}),
         "benchmarks/discrete.py": (
             [
@@ -134,6 +142,8 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
 def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, umaze_dataset, umaze_model):
     if script in NOT_RUN_ALONE:
         pytest.skip(NOT_RUN_ALONE[script])
+    if script in NEEDS_SHARED:
+        needs_shared(NEEDS_SHARED[script])
     umaze_root = str(Path(umaze_dataset.storage.data_path).parents[3])
     commands = tiny_commands(tmp_path, pendulum_dataset.spec.dataset_id, umaze_root, umaze_model)
     assert script in commands, f"{script} has no tiny command in tests/test_scripts.py: add one"
