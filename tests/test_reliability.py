@@ -359,3 +359,19 @@ def test_a_resumed_online_run_in_a_new_env_starts_a_new_episode(pendulum_dataset
     resumed.learn(1, reset_num_timesteps=False)
     assert resumed.replay_buffer.size() == saved_size + 2  # the interrupted step, then the new one
     assert resumed._n_updates == model._n_updates + 1  # the saved model trained on neither yet
+
+
+def test_a_resumed_model_saved_again_before_it_learns_still_resumes_bit_for_bit(pendulum_dataset, tmp_path):
+    """A copy saved between load and learn (a kept checkpoint, a second copy) carries the run's random state, not the process's."""
+    arrays = _pendulum_arrays(pendulum_dataset)
+    checkpoint_at, total = 30, 60
+    _run_killed_at(arrays, tmp_path, "offline", None, checkpoint_at, total)
+    loaded = _resume(tmp_path, checkpoint_at)
+    th.manual_seed(12345)  # this process's own random state differs from the run's
+    loaded.save(tmp_path / "copy.zip")
+    resumed = IQL.load(tmp_path / "copy.zip", device="cpu")
+    resumed.learn_offline(arrays, total - checkpoint_at, reset_num_timesteps=False)
+
+    uninterrupted = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
+    uninterrupted.learn_offline(arrays, total)
+    _assert_same_training_state(resumed, uninterrupted)
