@@ -19,8 +19,10 @@ cell paths) and our intermediate waypoints are cell centres with the same small 
 """
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import minari
@@ -195,18 +197,41 @@ def planner_success(
     env = paper_task_env(collection)
     collection.close()
     rng = np.random.default_rng(seed)
+    return planner_episodes(
+        env,
+        lambda: WaypointAnt(env, controller, noise, rng),
+        lambda observation, _: (observation["observation"], observation["achieved_goal"], observation["desired_goal"]),
+        n_episodes,
+        seed,
+    )
+
+
+def planner_episodes(
+    env: gym.Env,
+    new_driver: Callable[[], WaypointAnt],
+    ant_position_goal: Callable[[Any, dict], tuple[np.ndarray, np.ndarray, np.ndarray]],
+    n_episodes: int,
+    seed: int,
+) -> dict[str, float]:
+    """
+    Drive ``env``'s task with a new planner-driven ant each episode (seeds ``seed``, ``seed + 1``, ...), then close ``env``.
+
+    :param ant_position_goal: From an observation and its info: the ant's 27-number state, its ``(x, y)`` and the goal
+    :return: ``success_rate``, ``fell_over`` (share of episodes the ant ended on its back or belly),
+        ``mean_steps`` and ``median_steps`` of the successful episodes
+    """
     successes, steps, fallen = [], [], 0
     for episode in range(n_episodes):
-        driver = WaypointAnt(env, controller, noise, rng)
-        observation, _ = env.reset(seed=seed + episode)
+        driver = new_driver()
+        observation, info = env.reset(seed=seed + episode)
         terminated = truncated = False
         length = 0
         while not (terminated or truncated):
-            observation, _, terminated, truncated, info = env.step(driver(observation))
+            observation, _, terminated, truncated, info = env.step(driver.act(*ant_position_goal(observation, info)))
             length += 1
         successes.append(bool(info.get("success", False)))
         steps += [length] if successes[-1] else []
-        fallen += int(fell_over(observation["observation"]))
+        fallen += int(fell_over(ant_position_goal(observation, info)[0]))
     env.close()
     return {
         "success_rate": float(np.mean(successes)),

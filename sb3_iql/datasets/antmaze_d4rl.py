@@ -32,8 +32,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from sb3_iql.data.episodes import episode_buffer
-from sb3_iql.datasets.ant_controller import DATA_ACTION_NOISE, AntController, data_controller, fell_over
-from sb3_iql.datasets.antmaze import WaypointAnt
+from sb3_iql.datasets.ant_controller import DATA_ACTION_NOISE, AntController, data_controller
+from sb3_iql.datasets.antmaze import WaypointAnt, planner_episodes
 from sb3_iql.datasets.recording import write_dataset
 from sb3_iql.tasks.antmaze_d4rl import (
     D4RL_GOAL_RADIUS,
@@ -179,25 +179,13 @@ def planner_success(
     """
     env = make_eval_env(name, ant)
     rng = np.random.default_rng(seed)
-    successes, steps, fallen = [], [], 0
-    for episode in range(n_episodes):
-        observation, info = env.reset(seed=seed + episode)
-        driver = _planner(env, controller, noise, rng)
-        terminated = truncated = False
-        length = 0
-        while not (terminated or truncated):
-            observation, _, terminated, truncated, info = env.step(driver.act(observation[2:], observation[:2], info["goal"]))
-            length += 1
-        successes.append(bool(info["success"]))
-        steps += [length] if successes[-1] else []
-        fallen += int(fell_over(observation[2:]))
-    env.close()
-    return {
-        "success_rate": float(np.mean(successes)),
-        "fell_over": fallen / n_episodes,
-        "mean_steps": float(np.mean(steps)) if steps else float("nan"),
-        "median_steps": float(np.median(steps)) if steps else float("nan"),
-    }
+    return planner_episodes(
+        env,
+        lambda: _planner(env, controller, noise, rng),
+        lambda observation, info: (observation[2:], observation[:2], info["goal"]),
+        n_episodes,
+        seed,
+    )
 
 
 def build_antmaze_d4rl(
