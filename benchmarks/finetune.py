@@ -68,11 +68,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     common_arguments(parser, default_steps=1_000_000, default_eval_freq=50_000)
     parser.add_argument("--online-steps", type=int, default=1_000_000, help="environment steps online (paper: 1M)")
-    parser.add_argument(
-        "--keep",
-        help="a folder committed with the repository (benchmarks/results/table2/checkpoints) for each run's offline-phase "
-        "checkpoint: a run resumes from it where its run folder is gone, once the rebuilt data's fingerprint matches",
-    )
     args = parser.parse_args()
     out = Path(args.out) / "finetune"
     specs = [

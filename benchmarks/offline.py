@@ -97,6 +97,7 @@ def main() -> None:
             args.domain or infer_domain(dataset),
             str(out),
             args.compile,
+            args.keep,
         )
         for dataset in args.datasets
         for algo in args.algos

@@ -21,6 +21,12 @@ def common_arguments(parser, default_steps: int, default_eval_freq: int) -> None
     parser.add_argument("--out", default="benchmarks/results", help="output folder (runs resume from here)")
     parser.add_argument("--compile", action="store_true", help="compile each run's gradient step (faster for long runs)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel runs (each uses one thread)")
+    parser.add_argument(
+        "--keep",
+        help="a folder committed with the repository (e.g. benchmarks/results/table2/checkpoints) for each run's "
+        "offline-phase checkpoint: a run resumes from it where its run folder is gone, once the rebuilt data's "
+        "fingerprint matches",
+    )
     parser.add_argument("--ray", action="store_true", help="run with Ray instead of a local process pool")
     parser.add_argument("--ray-address", help="Ray cluster address ('auto' joins a running cluster)")
     parser.add_argument(
