@@ -144,3 +144,23 @@ def test_unknown_recipe_and_bad_env_arguments_say_what_to_do():
         D4RLAntMaze("umaze", start="corner")
     assert set(TASKS) == {"umaze", "umaze-diverse", "medium-play", "medium-diverse", "large-play", "large-diverse"}
     assert minari.list_local_datasets() == {}
+
+
+def test_the_2x2s_other_cells_swap_only_the_ant():
+    """D4RL's design on Gymnasium's ant, and Minari's design on D4RL's ant: the AntMaze 2 x 2's off-diagonal cells."""
+    design_d4rl = build("antmaze-d4rl-medium-play", size=300, progress=False, ant="gymnasium")
+    assert design_d4rl.spec.dataset_id == "sb3-iql/antmaze-d4rl-gymnasium-ant/medium-play-v0"
+    env, scores_success = evaluation_env(design_d4rl)
+    ant = env.unwrapped.ant_env
+    assert scores_success and env.spec.id == eval_env_id("medium") and ant.dt == pytest.approx(0.05)
+    assert ant.model.actuator_gear[0, 0] == 150.0 and design_d4rl.observation_space.shape == (29,)
+    design_minari = build("antmaze-medium-play", size=300, progress=False, ant="d4rl", reference_episodes=1)
+    assert design_minari.spec.dataset_id == "sb3-iql/antmaze-d4rl-ant/medium-play-v1"
+    env, scores_success = evaluation_env(design_minari)
+    ant = env.unwrapped.ant_env
+    assert scores_success and ant.dt == pytest.approx(0.1) and ant.model.actuator_gear[0, 0] == 30.0
+    assert not env.unwrapped.continuing_task and set(design_minari.observation_space.spaces) == {
+        "observation",
+        "achieved_goal",
+        "desired_goal",
+    }
