@@ -309,7 +309,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             )
             evaluation.evaluate_at_end()
         save_checkpoint(model, directory, "offline", with_buffer=False)
-        keep_offline_checkpoint(spec, model, data_fingerprint(dataset), complete=True)
+        if spec.keep is not None:
+            keep_offline_checkpoint(spec, model, data_fingerprint(dataset), complete=True)
     elif online_env is not None:
         model.set_env(online_env)
     if spec.online_steps:
