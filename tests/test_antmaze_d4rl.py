@@ -12,6 +12,7 @@ from sb3_iql.data.goals import evaluation_env
 from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets import build
 from sb3_iql.datasets.antmaze_d4rl import TASKS, dataset_id, make_collection_env, relabel_goal
+from sb3_iql.tasks.antmaze import marked_cells
 from sb3_iql.tasks.antmaze_d4rl import (
     D4RL_GOAL_RADIUS,
     DATA_MAPS,
@@ -21,7 +22,6 @@ from sb3_iql.tasks.antmaze_d4rl import (
     D4RLAntMaze,
     eval_env_id,
     is_d4rl_antmaze,
-    marked_cells,
 )
 
 

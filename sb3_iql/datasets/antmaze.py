@@ -34,13 +34,13 @@ from sb3_iql.datasets.ant_controller import (
     DATA_ACTION_GAIN,
     DATA_ACTION_NOISE,
     AntController,
-    ant_maze_env_id,
     data_controller,
     fell_over,
 )
 from sb3_iql.datasets.maze import WAYPOINT_JITTER, CellWaypoints
 from sb3_iql.datasets.recording import write_dataset
 from sb3_iql.tasks.antmaze import EVAL_MAPS, UMAZE_DATA_MAP, paper_task_env
+from sb3_iql.tasks.antmaze_d4rl import ant_maze_env_id
 
 D4RL_TRANSITIONS = 1_000_000
 REFERENCE_EPISODES = 100

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from sb3_iql.data.episodes import episode_buffer
 from sb3_iql.datasets.recording import write_dataset
-from sb3_iql.tasks.antmaze import GOAL_RADIUS  # Gymnasium-Robotics' maze success threshold, PointMaze's too
+from sb3_iql.tasks.antmaze import GOAL_RADIUS, free_cells  # GOAL_RADIUS: Gymnasium-Robotics' maze success threshold
 
 Cell = tuple[int, int]
 
@@ -74,13 +74,9 @@ def make_env(maze: str, continuing_task: bool = False, max_episode_steps: int | 
     )
 
 
-def open_cells(layout: list[list]) -> list[Cell]:
-    return [(row, col) for row, line in enumerate(layout) for col, cell in enumerate(line) if cell != 1]
-
-
 def play_goal_cells(layout: list[list]) -> list[Cell]:
     """The "play" goals: dead ends and junctions, cells with other than two open neighbours."""
-    cells = set(open_cells(layout))
+    cells = set(free_cells(layout))
     return [cell for cell in sorted(cells) if sum(neighbour in cells for neighbour in _neighbours(cell)) != 2]
 
 
@@ -98,7 +94,7 @@ class CellPlanner:
 
     def __init__(self, maze):
         self.maze = maze
-        self.cells = set(open_cells(maze.maze_map))
+        self.cells = set(free_cells(maze.maze_map))
         self._next_cell: dict[Cell, dict[Cell, Cell]] = {}
 
     def next_cell_toward(self, target: Cell) -> dict[Cell, Cell]:
@@ -225,7 +221,7 @@ def collect(
     env = make_env(maze, continuing_task=True, max_episode_steps=None).unwrapped
     controller = WaypointController(env, noise, rng)
     layout = env.maze.maze_map
-    goals = open_cells(layout) if style == "diverse" else play_goal_cells(layout)
+    goals = free_cells(layout) if style == "diverse" else play_goal_cells(layout)
     eval_start, eval_goal = MAZES[maze]["start"], MAZES[maze]["goal"]
     episodes, steps_since_reset, observation, target = [], episode_steps, None, None
     collected = 0  # a disabled tqdm does not count

@@ -99,9 +99,19 @@ def cell_centre(maze_map: list, cell: tuple[int, int], scaling: float = MAZE_SIZ
     return np.array([(col + 0.5) * scaling - cols * scaling / 2, rows * scaling / 2 - (row + 0.5) * scaling])
 
 
+def free_cells(maze_map: list) -> list[tuple[int, int]]:
+    """:return: The ``(row, col)`` of every cell of ``maze_map`` that is not a wall."""
+    return [(row, col) for row, line in enumerate(maze_map) for col, cell in enumerate(line) if cell != 1]
+
+
+def marked_cells(maze_map: list, marker: str) -> list[tuple[int, int]]:
+    """:return: The ``(row, col)`` of every cell of ``maze_map`` marked ``marker``."""
+    return [(row, col) for row, line in enumerate(maze_map) for col, cell in enumerate(line) if cell == marker]
+
+
 def marker_cell(maze_map: list, marker: str) -> tuple[int, int]:
     """:return: The ``(row, col)`` of the first cell of ``maze_map`` marked ``marker`` (``R``: the fixed start, ``G``: the goal)."""
-    return next((row, col) for row, line in enumerate(maze_map) for col, value in enumerate(line) if value == marker)
+    return marked_cells(maze_map, marker)[0]
 
 
 def evaluation_goal(dataset: minari.MinariDataset) -> np.ndarray:

@@ -33,6 +33,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium_robotics.envs.maze.maps import G, R
 
+from sb3_iql.tasks.antmaze import free_cells, marked_cells
+
 #: D4RL's success radius: reward 1 (and, in evaluation, the end of the episode) within it of the goal.
 D4RL_GOAL_RADIUS = 0.5
 #: D4RL's ant: the torque of an action of 1 (N m), the simulation timestep (s) and the steps of it per env step.
@@ -81,7 +83,7 @@ DATA_MAPS: dict[str, list[list]] = {
 EVAL_GOALS = {"umaze": (3, 1), "medium": (6, 6), "large": (7, 9)}
 ENV_NAMES = {"umaze": "UMaze", "medium": "Medium", "large": "Large"}
 STARTS = ("fixed", "random")
-GOAL_CHOICES = ("marked", "any", "evaluation")
+GOAL_CHOICES = ("marked", "any")
 
 Cell = tuple[int, int]
 
@@ -127,13 +129,18 @@ def d4rl_ant_xml() -> Path:
 ANTS = ("d4rl", "gymnasium")
 
 
+def check_ant(ant: str) -> None:
+    """Raise a ``ValueError`` unless ``ant`` is one of ``ANTS``."""
+    if ant not in ANTS:
+        raise ValueError(f"Unknown ant '{ant}': choose one of {', '.join(ANTS)}.")
+
+
 def ant_kwargs(ant: str = "d4rl") -> dict[str, Any]:
     """
     :param ant: ``"d4rl"`` or ``"gymnasium"``
     :return: What makes a Gymnasium-Robotics ``AntMaze_*-v5`` env use that ant, with the 27-number ``observation`` of v4
     """
-    if ant not in ANTS:
-        raise ValueError(f"Unknown ant '{ant}': choose one of {', '.join(ANTS)}.")
+    check_ant(ant)
     kwargs: dict[str, Any] = {"include_cfrc_ext_in_observation": False, "frame_skip": D4RL_FRAME_SKIP}
     return {**kwargs, "xml_file": str(d4rl_ant_xml())} if ant == "d4rl" else kwargs
 
@@ -151,14 +158,14 @@ def d4rl_ant_env_id(env_id: str) -> str:
     return f"sb3_iql/{name}_D4RLAnt-v0"
 
 
-def free_cells(maze_map: list[list]) -> list[Cell]:
-    """:return: The ``(row, col)`` of every cell that is not a wall."""
-    return [(row, col) for row, line in enumerate(maze_map) for col, cell in enumerate(line) if cell != 1]
-
-
-def marked_cells(maze_map: list[list], marker: str) -> list[Cell]:
-    """:return: The ``(row, col)`` of every cell marked ``marker``."""
-    return [(row, col) for row, line in enumerate(maze_map) for col, cell in enumerate(line) if cell == marker]
+def ant_maze_env_id(env_id: str, ant: str = "gymnasium") -> str:
+    """
+    :param env_id: A Gymnasium-Robotics ``AntMaze_*-v4`` id
+    :param ant: ``"gymnasium"``: that env's own ant; ``"d4rl"``: D4RL's
+    :return: The id of that maze with that ant (the same Dict observations)
+    """
+    check_ant(ant)
+    return d4rl_ant_env_id(env_id) if ant == "d4rl" else env_id
 
 
 class D4RLAntMaze(gym.Env):
@@ -194,8 +201,8 @@ class D4RLAntMaze(gym.Env):
 
         if maze not in DATA_MAPS:
             raise ValueError(f"Unknown maze '{maze}': choose one of {', '.join(DATA_MAPS)}.")
-        if start not in STARTS or goals not in GOAL_CHOICES[:2]:
-            raise ValueError(f"start must be one of {STARTS} and goals one of {GOAL_CHOICES[:2]}; got {start!r}, {goals!r}.")
+        if start not in STARTS or goals not in GOAL_CHOICES:
+            raise ValueError(f"start must be one of {STARTS} and goals one of {GOAL_CHOICES}; got {start!r}, {goals!r}.")
         self.maze_map = maze_map if maze_map is not None else eval_map(maze)
         self.start, self.goals, self.terminate_at_goal = start, goals, terminate_at_goal
         self.start_cells = (
