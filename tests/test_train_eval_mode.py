@@ -60,3 +60,16 @@ def test_dropout_acts_in_training_and_not_in_prediction(pendulum_dataset):
     observation = np.zeros(3, np.float32)
     assert model.predict(observation, deterministic=True)[0] == model.predict(observation, deterministic=True)[0]
     assert not model.actor.training
+
+
+def test_the_networks_are_walked_only_when_the_mode_changes(pendulum_dataset):
+    model = small_iql(None, policy_kwargs={**SMALL, "actor_dropout": 0.1})
+    model.learn_offline(pendulum_dataset, 2)
+    walks: list[bool] = []
+    train = model.actor.train
+    model.actor.train = lambda mode=True: (walks.append(mode), train(mode))[1]
+    for _ in range(10):  # an evaluation's predictions
+        model.predict(np.zeros(3, np.float32), deterministic=True)
+    model.policy.set_training_mode(True)
+    model.policy.set_training_mode(True)
+    assert walks == [False, True] and model.actor.training and model.actor.latent_pi.training

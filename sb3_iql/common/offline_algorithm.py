@@ -281,8 +281,7 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
         stats_sum, log_steps, n_finite, first_step = None, 0, 0, self.num_timesteps
         while self.num_timesteps < total_steps:
             # Evaluations (ours, SB3's EvalCallback, user callbacks) call predict(), which leaves eval mode on.
-            if not self.policy.training:
-                self.policy.set_training_mode(True)
+            self.policy.set_training_mode(True)
             batch = self.replay_buffer.sample(self.batch_size)
             stats = self._offline_gradient_step(batch, self.num_timesteps - schedule_start, total_steps - schedule_start)
             stats_sum = stats if stats_sum is None else stats_sum + stats

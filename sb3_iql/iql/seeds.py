@@ -163,8 +163,7 @@ def train_together(models: Sequence[Any], callbacks: Sequence[BaseCallback], log
     try:
         while lead.num_timesteps < total_steps:
             for model in models:  # evaluations leave eval mode on
-                if not model.policy.training:
-                    model.policy.set_training_mode(True)
+                model.policy.set_training_mode(True)
             batch = sample_per_seed(lead.replay_buffer, len(models), lead.batch_size)
             step = lead.num_timesteps - schedule_start
             stats = together._offline_gradient_step(batch, step, total_steps - schedule_start)  # (statistics, seeds)
