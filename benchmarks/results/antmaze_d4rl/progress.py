@@ -2,23 +2,25 @@
 How far a saved policy gets on the paper's task in a D4RL-physics maze: successes, maze cells still to go at the end,
 episodes ended upside down (a markdown-ready line).
 
-    python benchmarks/results/antmaze_d4rl/progress.py MODEL.zip [medium|umaze|large] [EPISODES]
+    python benchmarks/results/antmaze_d4rl/progress.py MODEL.zip [DATASET_ID] [EPISODES]
+
+The task is the dataset's evaluation env (default: sb3-iql/antmaze-d4rl/medium-play-v0; ``--ant gymnasium`` data
+give the same task on Gymnasium's ant).
 """
 
 import sys
 
-import gymnasium as gym
+import minari
 import numpy as np
 import torch as th
 
 from sb3_iql import IQL
 from sb3_iql.datasets.ant_controller import fell_over
 from sb3_iql.datasets.maze import CellPlanner
-from sb3_iql.tasks.antmaze_d4rl import eval_env_id
 
 th.set_num_threads(1)
 model = IQL.load(sys.argv[1], device="cpu")
-env = gym.make(eval_env_id(sys.argv[2] if len(sys.argv) > 2 else "medium"))
+env = minari.load_dataset(sys.argv[2] if len(sys.argv) > 2 else "sb3-iql/antmaze-d4rl/medium-play-v0").recover_environment(eval_env=True)
 n_episodes = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 planner = CellPlanner(env.unwrapped.maze)
 left, fallen, successes = [], 0, 0
