@@ -20,7 +20,8 @@ from sb3_iql.datasets.maze import CellPlanner
 
 th.set_num_threads(1)
 model = IQL.load(sys.argv[1], device="cpu")
-env = minari.load_dataset(sys.argv[2] if len(sys.argv) > 2 else "sb3-iql/antmaze-d4rl/medium-play-v0").recover_environment(eval_env=True)
+dataset = minari.load_dataset(sys.argv[2] if len(sys.argv) > 2 else "sb3-iql/antmaze-d4rl/medium-play-v0")
+env = dataset.recover_environment(eval_env=True)
 n_episodes = int(sys.argv[3]) if len(sys.argv) > 3 else 20
 planner = CellPlanner(env.unwrapped.maze)
 left, fallen, successes = [], 0, 0
