@@ -6,48 +6,66 @@ How far along the maze AntMaze policies get: success, and the maze cells still b
 
 The paper's score (100 x success rate) stays at 0 until a policy crosses the whole maze, which on medium and
 large takes hundreds of thousands of gradient steps. This measures what comes before: each saved model does
-``--episodes`` episodes of the paper's task (``paper_eval_env``: fixed start and goal, D4RL's time limit,
-deterministic actions), and the table gives its success rate, the shortest path in maze cells from the
-start to the goal, from where the ant ended and from the closest it came, and how often it ended fallen
-over. ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
+``--episodes`` episodes of the paper's task (the dataset's evaluation env: ``paper_eval_env``'s fixed start
+and goal and D4RL's time limit on Gymnasium-Robotics' AntMaze, the D4RL-physics maze's own evaluation env on
+``sb3-iql/antmaze-d4rl*`` data; deterministic actions), and the table gives its success rate, the shortest path
+in maze cells from the start to the goal, from where the ant ended and from the closest it came, and how often
+it ended fallen over (upside down). ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
 with (on medium and large a random start and goal each episode), the episode ending at the goal within the
 same limit; a goal-conditioned policy that succeeds there but not on the paper's task has learned to walk to
 goals it saw, not the one long path the paper asks for. Writes ``<out>/antmaze_progress.md``.
 """
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import minari
 import numpy as np
-from minari.data_collector.episode_buffer import EpisodeBuffer
 from protocol import write_markdown
 
 from sb3_iql import IQL
-from sb3_iql.data.episodes import rollout_episodes
+from sb3_iql.data.goals import evaluation_env
 from sb3_iql.data.readers import load_minari_dataset
 from sb3_iql.datasets.ant_controller import fell_over
 from sb3_iql.datasets.maze import CellPlanner
-from sb3_iql.tasks.antmaze import paper_eval_env, terminating_maze_env
+from sb3_iql.tasks.antmaze import terminating_maze_env
+from sb3_iql.tasks.antmaze_d4rl import is_d4rl_antmaze
 
 
-def progress(planner: CellPlanner, episode: EpisodeBuffer) -> dict[str, float]:
+def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:return: The ant's x-y, the episode's goal and the ant's body state (``fell_over``'s input) from an observation."""
+    if isinstance(observation, dict):  # Gymnasium-Robotics' AntMaze: the goal is in the observation
+        return observation["achieved_goal"], observation["desired_goal"], observation["observation"]
+    # The D4RL-physics maze: qpos (x-y first) and qvel as D4RL's, without the goal, which the env keeps
+    return observation[:2], env.unwrapped.goal, observation[2:]
+
+
+def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any], np.ndarray], seed: int) -> dict[str, float]:
     """:return: One episode's success, cells to the goal (at the start, the end and the closest) and fall."""
-    observations = episode.observations
-    goal = observations["desired_goal"][0]
-    cells = [planner.cells_between(position, goal) for position in observations["achieved_goal"]]
+    observation, _ = env.reset(seed=seed)
+    cells, terminated, truncated = [], False, False
+    while True:
+        position, goal, body = ant_state(env, observation)
+        cells.append(planner.cells_between(position, goal))
+        if terminated or truncated:
+            break
+        observation, _, terminated, truncated, _ = env.step(policy(observation))
     return {
-        "success": float(episode.terminations[-1]),
+        "success": float(terminated),
         "start": cells[0],
         "end": cells[-1],
         "closest": min(cells),
-        "fell": float(fell_over(observations["observation"][-1])),
+        "fell": float(fell_over(body)),
     }
 
 
 def data_task_env(dataset: minari.MinariDataset) -> gym.Env:
     """:return: The dataset's collection env (its maze, starts and goals), ending at the goal within D4RL's limit."""
+    if is_d4rl_antmaze(dataset):
+        raise SystemExit("--task data is for Gymnasium-Robotics' AntMaze data; a D4RL-physics maze has the paper's task only.")
     collection = dataset.recover_environment()
     try:
         return terminating_maze_env(collection, collection.unwrapped.maze.maze_map)
@@ -57,7 +75,7 @@ def data_task_env(dataset: minari.MinariDataset) -> gym.Env:
 
 #: Per ``--task``: the env the episodes are done in, its words in the table, and the table's file.
 TASKS = {
-    "paper": (paper_eval_env, "the paper's task", "antmaze_progress.md"),
+    "paper": (lambda dataset: evaluation_env(dataset)[0], "the paper's task", "antmaze_progress.md"),
     "data": (
         data_task_env,
         "the data's own tasks (its starts and goals, ending at the goal)",
@@ -68,10 +86,8 @@ TASKS = {
 
 def model_row(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int) -> str:
     model = IQL.load(model_path, device="cpu")
-    episodes = rollout_episodes(
-        env, lambda observation: model.predict(observation, deterministic=True)[0], n_episodes, seed=1_000, progress=False
-    )
-    rows = [progress(planner, episode) for episode in episodes]
+    policy = lambda observation: model.predict(observation, deterministic=True)[0]  # noqa: E731
+    rows = [episode_progress(env, planner, policy, seed=1_000 + episode) for episode in range(n_episodes)]
     means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
     return (
         f"| `{model_path}` | {100 * means['success']:.0f}% | {means['start']:.1f} | {means['end']:.1f} "

@@ -15,7 +15,7 @@ from gymnasium_robotics.envs.maze import maps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from antmaze_progress import data_task_env
+from antmaze_progress import data_task_env, episode_progress
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, read_rows, run, run_together, top_episodes
@@ -23,6 +23,7 @@ from protocol import RunSpec, collect_rows, data_score, final_scores, infer_doma
 from sb3_iql import IQL
 from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets.maze import CellPlanner
+from sb3_iql.tasks.antmaze_d4rl import eval_env_id
 
 
 def spec(tmp_path, algo: str = "iql", offline_steps: int = 4, online_steps: int = 0) -> RunSpec:
@@ -138,6 +139,16 @@ def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():
     assert planner.cells_between(bottom_left, top_left) == 6
     assert planner.cells_between(top_left + 0.5, top_left) == 0
     env.close()
+
+
+def test_antmaze_progress_reads_the_d4rl_physics_mazes_goal_from_the_env():
+    # Its observations leave the goal out (as D4RL's do): the episode's noisy goal comes from the env.
+    env = gym.make(eval_env_id("umaze"))
+    planner = CellPlanner(env.unwrapped.maze)
+    standing_still = episode_progress(env, planner, lambda observation: np.zeros(env.action_space.shape), seed=1_000)
+    env.close()
+    # From the start (1, 1) to the goal (3, 1): around the U, six cells; an ant that stays put ends there, upright.
+    assert standing_still == {"success": 0.0, "start": 6, "end": 6, "closest": 6, "fell": 0.0}
 
 
 def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():

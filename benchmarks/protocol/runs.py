@@ -98,12 +98,12 @@ def data_score(dataset_id: str) -> float | None:
 class CheckpointingEval(IQLEvalCallback):
     """IQLEvalCallback that also saves the model (and online the replay buffer) after each evaluation."""
 
-    def __init__(self, spec: RunSpec, phase: str, step_offset: int, dataset: minari.MinariDataset):
+    def __init__(self, spec: RunSpec, phase: str, step_offset: int, dataset: minari.MinariDataset, fingerprint: str = ""):
         eval_env, score_success = evaluation_env(dataset)
         super().__init__(eval_env, dataset, spec.eval_freq, spec.n_eval_episodes, score_success=score_success)
         self.spec, self.phase, self.step_offset = spec, phase, step_offset
         self.eval_env.seed(spec.seed)  # evaluation episodes repeat with the run's seed
-        self.fingerprint = data_fingerprint(dataset) if phase == "offline" and spec.keep is not None else ""
+        self.fingerprint = fingerprint  # the data's, for the kept offline checkpoint
 
     def evaluate(self) -> dict[str, float]:
         result = super().evaluate()
@@ -265,7 +265,7 @@ def new_model(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None 
     return IQL(policy, env, seed=spec.seed, device="auto", compile_update=spec.compile_update, **kwargs)
 
 
-def resume_or_start(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None) -> tuple[IQL, str]:
+def resume_or_start(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env | None, fingerprint: str) -> tuple[IQL, str]:
     """:return: The model, from the last checkpoint if there is one, and the phase it was in."""
     directory = spec.directory
     if (directory / "model.zip").exists():
@@ -279,7 +279,7 @@ def resume_or_start(spec: RunSpec, dataset: minari.MinariDataset, env: gym.Env |
         if phase == "online" and (directory / "replay_buffer.pkl").exists():
             model.load_replay_buffer(directory / "replay_buffer.pkl")
         return model, phase
-    if spec.keep is not None and (kept := resume_from_kept(spec, data_fingerprint(dataset))) is not None:
+    if (kept := resume_from_kept(spec, fingerprint)) is not None:
         return kept, "offline"
     if directory.exists():  # evaluations from a run that never reached its first checkpoint
         (directory / "evaluations.csv").unlink(missing_ok=True)
@@ -297,20 +297,20 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     # AntMaze finetunes in the paper's terminating maze, not the continuing env the data was collected in.
     maze_task = is_antmaze(dataset) or is_d4rl_antmaze(dataset)
     online_env = (evaluation_env(dataset)[0] if maze_task else dataset.recover_environment()) if spec.online_steps else None
+    fingerprint = data_fingerprint(dataset) if spec.keep is not None else ""  # hashing the data takes seconds
     # The offline phase has no env, fresh or resumed alike: the online phase then starts the same way from either.
-    model, phase = resume_or_start(spec, dataset, None)
+    model, phase = resume_or_start(spec, dataset, None, fingerprint)
     if phase == "offline":
         remaining = spec.offline_steps - model.num_timesteps
         if remaining > 0:
-            evaluation = CheckpointingEval(spec, "offline", 0, dataset)
+            evaluation = CheckpointingEval(spec, "offline", 0, dataset, fingerprint)
             progress = RunProgress(spec, "offline", spec.offline_steps)
             model.learn_offline(
                 train_data, remaining, callback=[evaluation, progress], reset_num_timesteps=model.num_timesteps == 0
             )
             evaluation.evaluate_at_end()
         save_checkpoint(model, directory, "offline", with_buffer=False)
-        if spec.keep is not None:
-            keep_offline_checkpoint(spec, model, data_fingerprint(dataset), complete=True)
+        keep_offline_checkpoint(spec, model, fingerprint, complete=True)
     elif online_env is not None:
         model.set_env(online_env)
     if spec.online_steps:
@@ -345,13 +345,14 @@ def run_together(specs: Sequence[RunSpec]) -> None:
     dataset = load_minari_dataset(specs[0].dataset)
     train_data = top_episodes(dataset) if specs[0].algo == "bc10" else dataset
     pending = [spec for spec in specs if not (spec.directory / "done.json").exists()]
-    started = [(spec, *resume_or_start(spec, dataset, None)) for spec in pending]
+    fingerprint = data_fingerprint(dataset) if specs[0].keep is not None else ""
+    started = [(spec, *resume_or_start(spec, dataset, None, fingerprint)) for spec in pending]
     offline = [
         (spec, model) for spec, model, phase in started if phase == "offline" and model.num_timesteps < spec.offline_steps
     ]
     if len(offline) > 1 and len({model.num_timesteps for _, model in offline}) == 1:
         done_steps = offline[0][1].num_timesteps
-        evaluations = [CheckpointingEval(spec, "offline", 0, dataset) for spec, _ in offline]
+        evaluations = [CheckpointingEval(spec, "offline", 0, dataset, fingerprint) for spec, _ in offline]
         callbacks = [
             [evaluation, RunProgress(spec, "offline", spec.offline_steps)]
             for evaluation, (spec, _) in zip(evaluations, offline)
