@@ -199,17 +199,26 @@ from protocol import RunSpec, run
 from sb3_iql.datasets import build
 size = int(sys.argv[1])
 build("antmaze-d4rl-umaze", size=size, progress=False)
-run(RunSpec("iql", "sb3-iql/antmaze-d4rl/umaze-v0", 0, 40, int(sys.argv[2]), 20, 1, "antmaze_finetune", sys.argv[3], keep=sys.argv[4]))
+offline_steps = int(sys.argv[5])
+run(RunSpec("iql", "sb3-iql/antmaze-d4rl/umaze-v0", 0, offline_steps, int(sys.argv[2]), 20, 1, "antmaze_finetune", sys.argv[3], keep=sys.argv[4]))
 """
 
 
-def _kept_run(tmp_path, minari_dir: str, out: str, keep: str, online_steps: int, size: int = 1500):
+def _kept_run(tmp_path, minari_dir: str, out: str, keep: str, online_steps: int, size: int = 1500, offline_steps: int = 40):
     """One ``run`` in a fresh process that first builds its dataset into ``minari_dir`` (a machine's own disk)."""
     script = tmp_path / "kept_run.py"
     script.write_text(KEPT_RUN.format(benchmarks=str(Path(__file__).resolve().parents[1] / "benchmarks")))
     env = {**os.environ, "MINARI_DATASETS_PATH": str(tmp_path / minari_dir), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, str(script), str(size), str(online_steps), str(tmp_path / out), str(tmp_path / keep)],
+        [
+            sys.executable,
+            str(script),
+            str(size),
+            str(online_steps),
+            str(tmp_path / out),
+            str(tmp_path / keep),
+            str(offline_steps),
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -248,7 +257,7 @@ def test_kept_offline_checkpoint_resumes_the_online_phase_bit_for_bit_on_another
     ]
 
 
-def test_kept_checkpoint_refuses_other_data(tmp_path):
+def test_kept_checkpoint_refuses_other_data_or_another_run_length(tmp_path):
     offline = _kept_run(tmp_path, "minari_b", "out_b", "keep", online_steps=0)
     assert offline.returncode == 0, offline.stderr[-3000:]
     kept = (tmp_path / "keep").glob("*.zip").__next__()
@@ -256,4 +265,9 @@ def test_kept_checkpoint_refuses_other_data(tmp_path):
     other = _kept_run(tmp_path, "minari_c", "out_c", "keep", online_steps=30, size=1400)  # not the data it was trained on
     assert other.returncode != 0
     assert "fingerprint" in other.stderr and "Rebuild the dataset" in other.stderr
+    assert kept.read_bytes() == before
+    # The same data, but a run of another length: the kept phase's learning-rate schedule was another one.
+    longer = _kept_run(tmp_path, "minari_d", "out_d", "keep", online_steps=30, offline_steps=60)
+    assert longer.returncode != 0
+    assert "from a run of 40 offline steps, and this run plans 60" in longer.stderr and "--keep DIR" in longer.stderr
     assert kept.read_bytes() == before

@@ -191,6 +191,7 @@ def keep_offline_checkpoint(spec: RunSpec, model: IQL, fingerprint: str, complet
         "algo": spec.algo,
         "seed": spec.seed,
         "offline_steps": model.num_timesteps,
+        "planned_offline_steps": spec.offline_steps,
         "complete": complete,
         "rows": read_rows(spec.directory / "evaluations.csv"),
     }
@@ -202,7 +203,8 @@ def keep_offline_checkpoint(spec: RunSpec, model: IQL, fingerprint: str, complet
 def resume_from_kept(spec: RunSpec, fingerprint: str) -> IQL | None:
     """
     :return: The model of the run's kept offline checkpoint, its rows restored into the run folder; None if there is none
-    :raises ValueError: When the data rebuilt here differ from the data the checkpoint was trained on
+    :raises ValueError: When the data rebuilt here differ from the data the checkpoint was trained on, or the checkpoint
+        is from a run of another length (its learning-rate schedule would differ)
     """
     path = spec.kept_checkpoint
     if path is None or not path.exists():
@@ -214,6 +216,13 @@ def resume_from_kept(spec: RunSpec, fingerprint: str) -> IQL | None:
             f"but the dataset found here has fingerprint {fingerprint}: its online phase would start from other data. Rebuild "
             "the dataset with the recipe, size and seed that COMMAND.md gives, or delete the checkpoint (and its .json) to "
             "start the run over."
+        )
+    planned = record.get("planned_offline_steps", spec.offline_steps)  # checkpoints kept before 2026-12-05 lack it
+    if planned != spec.offline_steps:
+        raise ValueError(
+            f"The kept checkpoint {path} is from a run of {planned:,} offline steps, and this run plans "
+            f"{spec.offline_steps:,}: its offline phase would go on under another learning-rate schedule. Keep each "
+            f"protocol in a folder of its own (--keep DIR), or pass --offline-steps {planned}."
         )
     spec.directory.mkdir(parents=True, exist_ok=True)
     (spec.directory / "evaluations.csv").unlink(missing_ok=True)
