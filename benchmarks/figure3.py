@@ -62,7 +62,8 @@ def plot(by_algo: dict[str, dict[int, list[float]]], dataset: str, path: Path) -
         axis.set(title=title, xlabel="gradient steps")
         axis.title.set_fontsize(9)
         axis.legend(fontsize=8)
-    axes[0].set_ylabel(f"success rate (%), {dataset}")
+    axes[0].set_ylabel("success rate (%)")
+    figure.suptitle(dataset, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
 
