@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium_robotics.envs.maze import maps
+from stable_baselines3.common.logger import configure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -19,6 +20,7 @@ from antmaze_progress import data_task_env, episode_progress
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, read_rows, run, run_together, top_episodes
+from training_log import interval_rows
 
 from sb3_iql import IQL
 from sb3_iql.data.readers import dataset_transitions
@@ -47,6 +49,29 @@ def test_finetuning_run_continues_online(tmp_path, pendulum_dataset):
     assert [(row["phase"], int(row["step"])) for row in rows] == [("offline", 2), ("online", 4), ("online", 6)]
     model = IQL.load(finetune.directory / "model.zip")
     assert model.num_timesteps == 4  # env steps online
+
+
+def test_runs_log_the_update_statistics_offline_and_the_episodes_online(tmp_path, pendulum_dataset):
+    """Each stretch of a run writes SB3's CSV log: offline the update's statistics, online also its episodes'."""
+    finetune = replace(spec(tmp_path, offline_steps=4, online_steps=200), eval_freq=1000)  # 4 episodes of 50 steps online
+    run(finetune)
+    logs = finetune.directory / "logs"
+    offline = [row for row in read_rows(logs / "offline-from-0" / "progress.csv") if row["time/gradient_steps"]]
+    online = [row for row in read_rows(logs / "online-from-0" / "progress.csv") if row["time/total_timesteps"]]
+    assert [int(row["time/gradient_steps"]) for row in offline] == [4]
+    assert np.isfinite(float(offline[0]["train/mean_q"])) and np.isfinite(float(offline[0]["train/actor_loss"]))
+    assert [int(row["time/total_timesteps"]) for row in online] == [200]
+    assert float(online[0]["rollout/ep_rew_mean"]) < 0  # Pendulum's rewards are costs
+    per_evaluation = interval_rows(finetune.directory)  # what benchmarks/training_log.py reports of them
+    assert [(row["phase"], row["step"]) for row in per_evaluation] == [("offline", 4), ("online", 204)]
+    assert all(np.isfinite(row["train/mean_q"]) for row in per_evaluation)
+    assert per_evaluation[1]["rollout/ep_rew_mean"] == float(online[0]["rollout/ep_rew_mean"])
+    model = IQL.load(finetune.directory / "model.zip")
+    model.set_logger(configure(None, []))
+    model.load_dataset(pendulum_dataset)
+    model.train(gradient_steps=1, batch_size=8)
+    model.train(gradient_steps=1, batch_size=8)
+    assert model.logger.name_to_count["train/mean_q"] == 2  # online rows average the update's statistics since the last
 
 
 def test_seeds_run_together_offline_then_finish_alone(tmp_path, pendulum_dataset):

@@ -62,6 +62,34 @@ def table2_rows(tmp: Path) -> Path:
     return path
 
 
+def logged_run(tmp: Path) -> Path:
+    """
+    A run folder as the runners write it: evaluations, and SB3's CSV logs of an offline stretch cut short after step
+    3, its resumed stretch from step 2, and the online phase (steps counted from 0 there).
+    """
+    run = tmp / "runs" / "iql" / "sb3-iql_pen_binary-v1" / "seed0"
+    header = "time/gradient_steps,train/mean_q,train/mean_v,train/mean_advantage,train/mean_weight,train/actor_loss,train/critic_loss"
+    logs = {
+        "offline-from-0": [header, "1,1,0,0,1,1,1", "2,2,0,0,1,1,1", "3,99,0,0,1,1,1", ",,,,,,"],  # the last: an evaluation's
+        "offline-from-2": [header, "3,3,0,0,1,1,1", "4,4,0,0,1,1,1"],
+        "online-from-0": [
+            "time/total_timesteps,rollout/success_rate,rollout/ep_rew_mean," + header.split(",", 1)[1],
+            "1,0.25,-80,5,0,0,1,1,1",
+            "2,0.5,-60,7,0,0,1,1,1",
+        ],
+    }
+    for stretch, lines in logs.items():
+        (run / "logs" / stretch).mkdir(parents=True)
+        (run / "logs" / stretch / "progress.csv").write_text("\n".join(lines) + "\n")
+    (run / "evaluations.csv").write_text(
+        "algo,dataset,seed,phase,step,normalized_score,mean_reward,success_rate\n"
+        "iql,sb3-iql/pen/binary-v1,0,offline,2,50.0,-50,0.9\n"
+        "iql,sb3-iql/pen/binary-v1,0,offline,4,40.0,-60,0.8\n"
+        "iql,sb3-iql/pen/binary-v1,0,online,6,70.0,-30,1.0\n"
+    )
+    return run
+
+
 def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) -> dict[str, tuple[list[str], dict]]:
     """Each script's arguments at a tiny size, and the environment it needs."""
     umaze = {"MINARI_DATASETS_PATH": umaze_root}
@@ -131,6 +159,7 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
         "benchmarks/ant_gain.py": (["--gains", "0.5", "--episodes", "1", "--out", str(tmp / "gain")], {}),
         "benchmarks/table2.py": ([str(table2_rows(tmp)), "--out", str(tmp / "table2")], {}),
         "benchmarks/figure3.py": ([str(figure3_rows(tmp)), "--out", str(tmp / "figure3")], {}),
+        "benchmarks/training_log.py": ([str(logged_run(tmp)), "--out", str(tmp / "training")], {}),
         "benchmarks/ant_controller.py": (
             ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
             {},
@@ -167,6 +196,20 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
     assert shorter_cells[1:3] == ["2k + 0k (short of 1M + 1M)", "2"]  # its own row (the longer first), seeds pooled
     assert shorter_cells[6] == "5.0 ± 5.0 → -"
     assert (tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_after_offline(tmp_path):
+    run("benchmarks/training_log.py", str(logged_run(tmp_path)), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    rows = [line for line in (tmp_path / "pen_training.md").read_text().splitlines()[2:]]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+    assert [row[:4] for row in cells] == [
+        ["offline", "2", "50.0", "90"],
+        ["offline", "4", "40.0", "80"],
+        ["online", "6", "70.0", "100"],
+    ]
+    assert [row[6] for row in cells] == ["1.500", "3.500", "6.000"]  # mean Q; step 3 of the stretch cut short gives way
+    assert [row[4:6] for row in cells] == [["-", "-"], ["-", "-"], ["50", "-60.0"]]  # the last 100 online episodes
+    assert (tmp_path / "pen_training.png").stat().st_size > 0
 
 
 def test_the_readme_shows_the_committed_table2():

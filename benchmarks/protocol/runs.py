@@ -18,6 +18,7 @@ import minari
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import Logger, configure
 
 from sb3_iql import IQL, IQLEvalCallback
 from sb3_iql.data.goals import evaluation_env
@@ -169,6 +170,16 @@ def save_checkpoint(model: IQL, directory: Path, phase: str, with_buffer: bool) 
     os.replace(directory / "phase.tmp", directory / "phase")
 
 
+def training_logger(spec: RunSpec, phase: str, start_step: int) -> Logger:
+    """
+    SB3's CSV logger for one stretch of a run: ``<run>/logs/<phase>-from-<step>/progress.csv`` (a resumed phase gets a
+    file of its own). Offline it holds the update's statistics every 1,000 gradient steps (``train/*``: losses, mean
+    V and Q, advantages, AWR weights); online SB3's ``rollout/*`` (episode return, ``success_rate`` over the last 100
+    episodes) and the update's statistics averaged since the previous row, every 4 episodes.
+    """
+    return configure(str(spec.directory / "logs" / f"{phase}-from-{start_step}"), ["csv"])
+
+
 def data_fingerprint(dataset: minari.MinariDataset) -> str:
     """:return: The content fingerprint of a dataset's transitions as recorded (the same data, the same fingerprint)."""
     return dataset_transitions(dataset).fingerprint()
@@ -312,6 +323,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     if phase == "offline":
         remaining = spec.offline_steps - model.num_timesteps
         if remaining > 0:
+            model.set_logger(training_logger(spec, "offline", model.num_timesteps))
             evaluation = CheckpointingEval(spec, "offline", 0, dataset, fingerprint)
             progress = RunProgress(spec, "offline", spec.offline_steps)
             model.learn_offline(
@@ -331,6 +343,7 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
         model.load_dataset(train_data)  # a reloaded model has no buffer; finetuning starts from the dataset
         remaining = spec.online_steps - model.num_timesteps
         if remaining > 0:
+            model.set_logger(training_logger(spec, "online", model.num_timesteps))
             evaluation = CheckpointingEval(spec, "online", spec.offline_steps, dataset)
             model.learn(
                 remaining, callback=[evaluation, RunProgress(spec, "online", spec.online_steps)], reset_num_timesteps=False
@@ -367,6 +380,8 @@ def run_together(specs: Sequence[RunSpec]) -> None:
             for evaluation, (spec, _) in zip(evaluations, offline)
         ]
         models = [model for _, model in offline]
+        for spec, model in offline:
+            model.set_logger(training_logger(spec, "offline", done_steps))
         IQL.learn_offline_together(
             models, train_data, specs[0].offline_steps - done_steps, callbacks, reset_num_timesteps=done_steps == 0
         )

@@ -285,8 +285,9 @@ class IQL(OfflineOffPolicyAlgorithm):
     _batch_dim = 0
 
     def _record_stats(self, means: list[float]) -> None:
+        # Averaged until the logger's next dump: online, train() runs once an env step and SB3 dumps every few episodes.
         for name, value in zip(self.stat_names, means):
-            self.logger.record(f"train/{name}", value)
+            self.logger.record_mean(f"train/{name}", value)
         self.logger.record("train/actor_lr", float(self.actor.optimizer.param_groups[0]["lr"]))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
 
