@@ -39,7 +39,9 @@ def standard_error(scores: list[float]) -> float:
 
 
 def mean_error(scores: list[float]) -> str:
-    """:return: ``"mean ± standard error (n seeds)"``."""
+    """:return: ``"mean ± standard error (n seeds)"``; one seed's score alone (one seed has no spread to show)."""
+    if len(scores) == 1:
+        return f"{scores[0]:.1f} (1)"
     return f"{np.mean(scores):.1f} ± {standard_error(scores):.1f} ({len(scores)})"
 
 
