@@ -134,6 +134,10 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--out", str(tmp / "progress")],
             umaze,
         ),
+        "benchmarks/critic_probe.py": (
+            ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--samples", "64", "--labels", "tiny", "--out", str(tmp / "probe")],
+            umaze,
+        ),
         "benchmarks/online_speed.py": (
             [pendulum, "--threads", "1", "--offline-steps", "5", "--online-steps", "20", "--warm-up", "5", "--no-compile"],
             {},
