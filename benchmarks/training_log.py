@@ -114,12 +114,10 @@ def plot(path: Path, logged: list[dict], evaluations: list[dict], title: str) ->
         axis.set_ylabel(label)
     axes[0, 0].plot(list(series), [row["success"] for row in evaluations], "o-", label="evaluation")
     online = [row for row in logged if row["phase"] == "online"]
-    axes[0, 0].plot(
-        [row["step"] for row in online],
-        [100 * row["rollout/success_rate"] for row in online],
-        label=ONLINE["rollout/success_rate"],
-    )
-    switch = max((row["step"] for row in evaluations if row["phase"] == "offline"), default=None)
+    if online:  # an offline run has neither its own episodes nor a switch to mark
+        episodes = [100 * row["rollout/success_rate"] for row in online]
+        axes[0, 0].plot([row["step"] for row in online], episodes, label=ONLINE["rollout/success_rate"])
+    switch = max((row["step"] for row in evaluations if row["phase"] == "offline"), default=None) if online else None
     for axis in axes.flat:
         if switch is not None:
             axis.axvline(switch, color="grey", linestyle="--", linewidth=1)
