@@ -55,12 +55,13 @@ def log_rows(run: Path) -> list[dict]:
     return sorted(rows, key=lambda row: row["step"])
 
 
-def interval_rows(run: Path) -> list[dict]:
+def interval_rows(run: Path, logged: list[dict]) -> list[dict]:
     """
+    :param logged: The run's ``log_rows``
     :return: A row per evaluation: its scores, the update's statistics averaged over the logged rows since the previous
         evaluation, and online the success rate and return of the last 100 episodes collected by then
     """
-    logged, previous, rows = log_rows(run), -1, []
+    previous, rows = -1, []
     for evaluation in read_rows(run / "evaluations.csv"):
         step = int(evaluation["step"])
         inside = [row for row in logged if previous < row["step"] <= step]
@@ -101,7 +102,6 @@ def plot(path: Path, logged: list[dict], evaluations: list[dict], title: str) ->
 
     figure, axes = plt.subplots(2, 2, figsize=(11, 7), sharex=True)
     steps = np.array([row["step"] for row in logged])
-    series = {row["step"]: row for row in evaluations}
     panels = (
         ("success (%)", []),
         ("value", ["train/mean_q", "train/mean_v"]),
@@ -112,7 +112,7 @@ def plot(path: Path, logged: list[dict], evaluations: list[dict], title: str) ->
         for key in keys:
             axis.plot(steps, [row[key] for row in logged], label=STATS[key], linewidth=1)
         axis.set_ylabel(label)
-    axes[0, 0].plot(list(series), [row["success"] for row in evaluations], "o-", label="evaluation")
+    axes[0, 0].plot([row["step"] for row in evaluations], [row["success"] for row in evaluations], "o-", label="evaluation")
     online = [row for row in logged if row["phase"] == "online"]
     if online:  # an offline run has neither its own episodes nor a switch to mark
         episodes = [100 * row["rollout/success_rate"] for row in online]
@@ -143,9 +143,10 @@ def main() -> None:
             "finetune.py (runs started before 2026-12-05 10:00 UTC wrote no logs)."
         )
     name = args.name or f"{run.parent.name}_{run.name}"
-    rows = interval_rows(run)
+    logged = log_rows(run)
+    rows = interval_rows(run, logged)
     write_markdown(args.out, f"{name}_training.md", table(rows))
-    plot(Path(args.out) / f"{name}_training.png", log_rows(run), rows, f"{name}: what training did")
+    plot(Path(args.out) / f"{name}_training.png", logged, rows, f"{name}: what training did")
     print(f"Wrote {Path(args.out) / f'{name}_training.png'}")
 
 

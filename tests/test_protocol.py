@@ -20,7 +20,7 @@ from antmaze_progress import data_task_env, episode_progress
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, read_rows, run, run_together, top_episodes
-from training_log import interval_rows
+from training_log import interval_rows, log_rows
 
 from sb3_iql import IQL
 from sb3_iql.data.readers import dataset_transitions
@@ -62,7 +62,9 @@ def test_runs_log_the_update_statistics_offline_and_the_episodes_online(tmp_path
     assert np.isfinite(float(offline[0]["train/mean_q"])) and np.isfinite(float(offline[0]["train/actor_loss"]))
     assert [int(row["time/total_timesteps"]) for row in online] == [200]
     assert float(online[0]["rollout/ep_rew_mean"]) < 0  # Pendulum's rewards are costs
-    per_evaluation = interval_rows(finetune.directory)  # what benchmarks/training_log.py reports of them
+    per_evaluation = interval_rows(
+        finetune.directory, log_rows(finetune.directory)
+    )  # what benchmarks/training_log.py reports of them
     assert [(row["phase"], row["step"]) for row in per_evaluation] == [("offline", 4), ("online", 204)]
     assert all(np.isfinite(row["train/mean_q"]) for row in per_evaluation)
     assert per_evaluation[1]["rollout/ep_rew_mean"] == float(online[0]["rollout/ep_rew_mean"])
