@@ -19,6 +19,7 @@ from sb3_iql.data.readers import load_minari_dataset
 from sb3_iql.datasets.adroit import (
     AWAC_DEMOS,
     BINARY_TASKS,
+    binary_dataset_id,
     binary_demos,
     binary_reference_scores,
     load_expert,
@@ -29,7 +30,7 @@ from sb3_iql.datasets.adroit import (
 def demo_and_rollout_scores(task: str) -> tuple[np.ndarray, np.ndarray] | None:
     """:return: The normalized scores of the built dataset's demonstrations (its first episodes) and BC rollouts."""
     try:
-        dataset = load_minari_dataset(f"sb3-iql/{task}/binary-v1")
+        dataset = load_minari_dataset(binary_dataset_id(task))
     except (ValueError, FileNotFoundError):
         return None
     scores = episode_scores(dataset)

@@ -16,11 +16,17 @@ from sb3_iql.datasets import build
 from sb3_iql.datasets.adroit import (
     D4RL_EPISODE_STEPS,
     D4RL_REF_SCORES,
+    DOOR_HINGE_OBSERVATION,
     DOOR_HUMAN_DEMOS_FILE,
     DOOR_HUMAN_FILE,
+    DOOR_OPEN_ANGLE,
     PEN_BINARY_DEMOS_FILE,
+    binary_dataset_id,
     dapg_policy_file,
+    door_binary_demos,
     door_replay_error,
+    load_expert,
+    make_binary_env,
 )
 from sb3_iql.datasets.maze import MAZES
 from sb3_iql.datasets.recording import shared_data_dir, write_dataset
@@ -74,7 +80,7 @@ def test_door_replay_stays_close_to_the_demos():
 
 
 def assert_binary(dataset: minari.MinariDataset, task: str, episode_steps: int, n_episodes: int) -> None:
-    assert dataset.spec.dataset_id == f"sb3-iql/{task}/binary-v1"
+    assert dataset.spec.dataset_id == binary_dataset_id(task)
     assert dataset.total_episodes == n_episodes
     episodes = list(dataset.iterate_episodes())
     assert max(len(episode.actions) for episode in episodes) == episode_steps
@@ -109,13 +115,35 @@ def test_pen_binary_follows_awac():
     assert sum(len(episode.actions) for episode in list(dataset.iterate_episodes())[:50]) == 25 * 199
 
 
-@pytest.mark.parametrize("task", ["door", "relocate"])
-def test_binary_tasks_from_dapg_experts(task):
-    needs_shared(dapg_policy_file(task))
-    dataset = build(f"{task}-binary", size=1, bc_steps=20, n_demos=2)
-    assert_binary(dataset, task, episode_steps=200, n_episodes=3)
+def test_relocate_binary_from_the_dapg_expert():
+    needs_shared(dapg_policy_file("relocate"))
+    dataset = build("relocate-binary", size=1, bc_steps=20, n_demos=2)
+    assert_binary(dataset, "relocate", episode_steps=200, n_episodes=3)
     # The expert demonstrations succeed, so they reach reward 0.
     assert max(episode.rewards.max() for episode in list(dataset.iterate_episodes())[:2]) == 0.0
+
+
+def test_door_binary_takes_the_human_demos_awac_took():
+    needs_shared(DOOR_HUMAN_FILE)
+    demos = door_binary_demos()
+    # door-human's 25 demos of 223-300 steps, cut at the 200-step limit: 50 pieces, all 6,729 steps.
+    assert len(demos) == 50 and sum(len(piece.actions) for piece in demos) == 6729
+    assert not any(piece.terminations.any() for piece in demos) and all(piece.truncations[-1] for piece in demos)
+    # Only 8 of the 25 people opened the door to the solved angle: the data AWAC's BC rollouts learned from.
+    solved = [piece.rewards.max() == 0.0 for piece in demos]
+    assert sum(first or rest for first, rest in zip(solved[0::2], solved[1::2])) == 8
+    dataset = build("door-binary", size=1, bc_steps=20, n_demos=2)
+    assert_binary(dataset, "door", episode_steps=200, n_episodes=5)
+    assert [len(episode.actions) for episode in list(dataset.iterate_episodes())[:4]] == [len(p.actions) for p in demos[:4]]
+
+
+def test_door_success_rule_on_observations_is_the_envs():
+    needs_shared(dapg_policy_file("door"))
+    env = make_binary_env("door")
+    [episode] = rollout_episodes(env, 1, load_expert("door", deterministic=True))
+    from_angle = np.where(np.asarray(episode.observations)[1:, DOOR_HINGE_OBSERVATION] >= DOOR_OPEN_ANGLE, 0.0, -1.0)
+    np.testing.assert_array_equal(episode.rewards, from_angle)
+    assert episode.rewards.max() == 0.0 and episode.rewards.min() == -1.0  # the expert opens the door, not at once
 
 
 @pytest.mark.parametrize("task", ["pen", "door", "hammer", "relocate"])

@@ -50,7 +50,7 @@ def _recipes() -> dict[str, Recipe]:
     }
     for task in adroit.BINARY_TASKS:
         recipes[f"{task}-binary"] = Recipe(
-            (f"sb3-iql/{task}/binary-v1",),
+            (adroit.binary_dataset_id(task),),
             functools.partial(adroit.build_binary, task),
             "n_bc_episodes",
             "AWAC recipe: demonstrations + BC rollouts, reward 0 on success else -1",

@@ -5,7 +5,8 @@ Sources (real files, read from ``shared_data_dir()``; see ``../shared/data/READM
 ``d4rl-door-human-v0/door-v0_demos_clipped.hdf5`` (D4RL door-human-v0),
 ``dapg-policies/{door,hammer,pen,relocate}-v0.pickle`` (the DAPG expert policies D4RL rolled out),
 ``dapg-policies/door-v0_demos.pickle`` (the raw human door demos, with initial states),
-``awac-pen-binary-demos/pen2_sparse.npy`` (AWAC's 25 pen demos with binary reward).
+``awac-pen-binary-demos/pen2_sparse.npy`` (AWAC's 25 pen demos with binary reward); door-binary's demos
+are the door-human file's, as AWAC's were.
 Evaluation uses Gymnasium-Robotics ``AdroitHand*-v1``, a port of the ``mj_envs`` v0 tasks with the
 same observation and action layouts.
 """
@@ -55,6 +56,13 @@ BINARY_TASKS = ("pen", "door", "relocate")
 # episode spent solved: a scale of ours, shown beside the success rate.
 # Success is mj_envs' goal_achieved, which Gymnasium-Robotics reports as info["success"].
 BINARY_EPISODE_STEPS = {"pen": 100, "door": 200, "relocate": 200}
+# Dataset versions: door-binary-v1 took its demos from the DAPG expert (its BC rollouts then solved the task, unlike
+# AWAC's); v2 takes D4RL's 25 human demos, as AWAC did. relocate's human demos are not available.
+BINARY_DATASET_VERSIONS = {"pen": 1, "door": 2, "relocate": 1}
+# AdroitHandDoor's observation holds the door hinge angle at index 28; the task is solved (mj_envs' goal_achieved,
+# Gymnasium-Robotics' info["success"]) once the angle reaches 1.35 rad.
+DOOR_HINGE_OBSERVATION = 28
+DOOR_OPEN_ANGLE = 1.35
 # AWAC: 25 demonstrations + 500 rollouts of a BC policy trained on them.
 AWAC_BC_EPISODES = 500
 AWAC_DEMOS = 25
@@ -269,20 +277,49 @@ def binary_reference_scores(task: str) -> tuple[float, float]:
     return -float(BINARY_EPISODE_STEPS[task]), 0.0
 
 
+def binary_dataset_id(task: str) -> str:
+    """:return: The Minari id of ``{task}-binary`` (see ``BINARY_DATASET_VERSIONS``)."""
+    _check_task(task, BINARY_TASKS)
+    return f"sb3-iql/{task}/binary-v{BINARY_DATASET_VERSIONS[task]}"
+
+
 def make_binary_env(task: str) -> gym.Env:
     """:return: The binary task as published: reward 0 when solved, else -1; ``BINARY_EPISODE_STEPS`` steps."""
     _check_task(task, BINARY_TASKS)
     return make_env(task, max_episode_steps=BINARY_EPISODE_STEPS[task], binary=True)
 
 
+def door_binary_demos(source: str | Path | None = None, n_demos: int = AWAC_DEMOS) -> list[EpisodeBuffer]:
+    """
+    D4RL's human door demos as AWAC's door-binary used them: the door-human file's episodes of the first ``n_demos``
+    demos (each cut at the 200-step limit), reward 0 on steps that leave the door open (the recorded hinge angle at
+    least ``DOOR_OPEN_ANGLE``, the env's success rule) and -1 otherwise. Each piece ends in a truncation, as the
+    binary env's episodes do: the task never terminates.
+    """
+    pieces, demos_taken = [], 0
+    for episode in door_human_episodes(source):
+        if demos_taken == n_demos:
+            break
+        demos_taken += bool(episode.terminations[-1])  # the file marks each demo's last step terminal
+        observations, n_steps = np.asarray(episode.observations), len(episode.actions)
+        rewards = np.where(observations[1:, DOOR_HINGE_OBSERVATION] >= DOOR_OPEN_ANGLE, 0.0, -1.0)
+        pieces.append(
+            episode_buffer(observations, episode.actions, rewards, np.zeros(n_steps, bool), np.arange(n_steps) == n_steps - 1)
+        )
+    return pieces
+
+
 def binary_demos(task: str, n_demos: int, source: str | Path | None, seed: int, progress: bool) -> list[EpisodeBuffer]:
     """
     The demonstrations of a binary task, in episodes of the task's limit: AWAC's real ones for pen
-    (199 steps each, so each is cut in two), DAPG expert rollouts otherwise.
+    (199 steps each, so each is cut in two), D4RL's human demos for door (AWAC's source), DAPG expert
+    rollouts for relocate (its human demos are not available).
     """
     if task == "pen":
         demos = pen_binary_demos(source)[:n_demos]
         return [piece for demo in demos for piece in cut_episode(demo, BINARY_EPISODE_STEPS[task])]
+    if task == "door":
+        return door_binary_demos(source, n_demos)
     expert = load_expert(task, source, seed=seed)
     env = make_binary_env(task)
     return rollout_episodes(env, expert, n_demos, seed=seed, description=f"{task} expert demos", progress=progress)
@@ -300,7 +337,7 @@ def build_binary(
 ) -> minari.MinariDataset:
     """
     AWAC's recipe for ``{task}-binary``: demonstrations plus rollouts of a BC policy trained on them,
-    with reward 0 on success and -1 otherwise: ``sb3-iql/{task}/binary-v1``.
+    with reward 0 on success and -1 otherwise: ``binary_dataset_id(task)``.
 
     Episodes last the published limit (pen 100 steps, door and relocate 200) and the reference scores
     are ``-T`` and ``0``, so the normalized score is the share of the episode spent solved (see
@@ -310,7 +347,8 @@ def build_binary(
     :param n_bc_episodes: Rollouts of the BC policy (AWAC: 500)
     :param n_demos: Demonstrations (AWAC: 25)
     :param bc_steps: Gradient steps of behaviour cloning
-    :param source: For pen, AWAC's ``pen2_sparse.npy``; otherwise the DAPG policy pickle
+    :param source: For pen, AWAC's ``pen2_sparse.npy``; for door, D4RL's door-human file; for relocate, the DAPG
+        policy pickle
     :param seed: Seed of BC, resets and action noise
     """
     _check_task(task, BINARY_TASKS)
@@ -321,13 +359,14 @@ def build_binary(
     rollouts = rollout_episodes(
         env, bc_policy, n_bc_episodes, seed=seed + 10_000, description=f"{task}-binary BC", progress=progress
     )
-    demo_origin = (
-        "AWAC's 25 expert demonstrations (pen2_sparse.npy) with their stored rewards"
-        if task == "pen"
-        else f"{n_demos} rollouts of the DAPG {task} expert (the human demonstrations AWAC used are not available)"
-    )
+    demo_origin = {
+        "pen": "AWAC's 25 expert demonstrations (pen2_sparse.npy) with their stored rewards",
+        "door": f"D4RL's {n_demos} human door demonstrations (door-human-v0, AWAC's source), rewards from the recorded "
+        f"hinge angle (solved at {DOOR_OPEN_ANGLE} rad), cut at the 200-step limit",
+        "relocate": f"{n_demos} rollouts of the DAPG relocate expert (the human demonstrations AWAC used are not available)",
+    }[task]
     return write_dataset(
-        f"sb3-iql/{task}/binary-v1",
+        binary_dataset_id(task),
         demos + rollouts,
         env,
         *binary_reference_scores(task),

@@ -23,6 +23,7 @@ import gymnasium as gym
 from sb3_iql.common.wrappers import RecordSuccess
 from sb3_iql.data.goals import evaluation_env
 from sb3_iql.data.readers import load_minari_dataset
+from sb3_iql.datasets.adroit import BINARY_TASKS, binary_dataset_id
 from sb3_iql.iql.hyperparameters import infer_domain, paper_hyperparameters
 from sb3_iql.iql.iql import IQL
 
@@ -32,7 +33,7 @@ HYPERPARAMS = Path(__file__).parent / "hyperparams" / "iql.yml"
 FINETUNE_DATASETS = tuple(
     [f"sb3-iql/antmaze/{name}-v1" for name in ("umaze", "umaze-diverse", "medium-play", "medium-diverse")]
     + [f"sb3-iql/antmaze/{name}-v1" for name in ("large-play", "large-diverse")]
-    + [f"sb3-iql/{task}/binary-v1" for task in ("pen", "door", "relocate")]
+    + [binary_dataset_id(task) for task in BINARY_TASKS]
 )
 
 
