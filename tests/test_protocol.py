@@ -24,6 +24,7 @@ from training_log import interval_rows, log_rows
 
 from sb3_iql import IQL
 from sb3_iql.data.readers import dataset_transitions
+from sb3_iql.datasets import build
 from sb3_iql.datasets.maze import CellPlanner
 from sb3_iql.tasks.antmaze_d4rl import eval_env_id
 
@@ -153,8 +154,9 @@ def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset, umaze_da
         for phase in ("offline", "online")
     ]
     assert f"| tests/pendulum/random-v0 | {expected:.1f} | 50.0 → 50.0 |" in finetune_table(rows, ["tests/pendulum/random-v0"])
-    # AntMaze is scored by success rate, which continuing episodes lack
+    # AntMaze is scored by success rate, which continuing episodes lack; so is the D4RL-physics AntMaze
     assert data_score(str(umaze_dataset.storage.data_path)) is None
+    assert data_score(build("antmaze-d4rl-umaze", size=300, progress=False).spec.dataset_id) is None
 
 
 def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():

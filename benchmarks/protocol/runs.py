@@ -83,13 +83,18 @@ class RunSpec:
         return Path(self.keep) / f"{prefix}{re.sub(r'[^A-Za-z0-9]+', '_', task)}_seed{self.seed}_offline.zip"
 
 
+def is_maze_task(dataset: minari.MinariDataset) -> bool:
+    """:return: Whether the dataset is AntMaze's (either ant): scored by the success rate of the paper's task."""
+    return is_antmaze(dataset) or is_d4rl_antmaze(dataset)
+
+
 def data_score(dataset_id: str) -> float | None:
     """
     :return: The mean normalized score of the dataset's own episodes, on the scale its runs are scored on;
         None without reference scores, and for AntMaze, scored by a success rate its continuing episodes lack
     """
     dataset = load_minari_dataset(dataset_id)
-    if is_antmaze(dataset):
+    if is_maze_task(dataset):
         return None
     scores = episode_scores(dataset)
     return None if scores is None else float(scores.mean())
@@ -315,8 +320,9 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     dataset = load_minari_dataset(spec.dataset)
     train_data = top_episodes(dataset) if spec.algo == "bc10" else dataset
     # AntMaze finetunes in the paper's terminating maze, not the continuing env the data was collected in.
-    maze_task = is_antmaze(dataset) or is_d4rl_antmaze(dataset)
-    online_env = (evaluation_env(dataset)[0] if maze_task else dataset.recover_environment()) if spec.online_steps else None
+    online_env = (
+        (evaluation_env(dataset)[0] if is_maze_task(dataset) else dataset.recover_environment()) if spec.online_steps else None
+    )
     fingerprint = data_fingerprint(dataset) if spec.keep is not None else ""  # hashing the data takes seconds
     # The offline phase has no env, fresh or resumed alike: the online phase then starts the same way from either.
     model, phase = resume_or_start(spec, dataset, None, fingerprint)
