@@ -16,14 +16,13 @@ from sb3_iql.datasets import build
 from sb3_iql.datasets.adroit import (
     D4RL_EPISODE_STEPS,
     D4RL_REF_SCORES,
-    DOOR_HINGE_OBSERVATION,
     DOOR_HUMAN_DEMOS_FILE,
     DOOR_HUMAN_FILE,
-    DOOR_OPEN_ANGLE,
     PEN_BINARY_DEMOS_FILE,
     binary_dataset_id,
     dapg_policy_file,
     door_binary_demos,
+    door_open_rewards,
     door_replay_error,
     load_expert,
     make_binary_env,
@@ -141,8 +140,7 @@ def test_door_success_rule_on_observations_is_the_envs():
     needs_shared(dapg_policy_file("door"))
     env = make_binary_env("door")
     [episode] = rollout_episodes(env, 1, load_expert("door", deterministic=True))
-    from_angle = np.where(np.asarray(episode.observations)[1:, DOOR_HINGE_OBSERVATION] >= DOOR_OPEN_ANGLE, 0.0, -1.0)
-    np.testing.assert_array_equal(episode.rewards, from_angle)
+    np.testing.assert_array_equal(episode.rewards, door_open_rewards(np.asarray(episode.observations)[1:]))
     assert episode.rewards.max() == 0.0 and episode.rewards.min() == -1.0  # the expert opens the door, not at once
 
 

@@ -63,9 +63,8 @@ def test_runs_log_the_update_statistics_offline_and_the_episodes_online(tmp_path
     assert np.isfinite(float(offline[0]["train/mean_q"])) and np.isfinite(float(offline[0]["train/actor_loss"]))
     assert [int(row["time/total_timesteps"]) for row in online] == [200]
     assert float(online[0]["rollout/ep_rew_mean"]) < 0  # Pendulum's rewards are costs
-    per_evaluation = interval_rows(
-        finetune.directory, log_rows(finetune.directory)
-    )  # what benchmarks/training_log.py reports of them
+    # What benchmarks/training_log.py reports of them:
+    per_evaluation = interval_rows(finetune.directory, log_rows(finetune.directory))
     assert [(row["phase"], row["step"]) for row in per_evaluation] == [("offline", 4), ("online", 204)]
     assert all(np.isfinite(row["train/mean_q"]) for row in per_evaluation)
     assert per_evaluation[1]["rollout/ep_rew_mean"] == float(online[0]["rollout/ep_rew_mean"])

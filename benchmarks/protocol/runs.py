@@ -320,9 +320,9 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
     dataset = load_minari_dataset(spec.dataset)
     train_data = top_episodes(dataset) if spec.algo == "bc10" else dataset
     # AntMaze finetunes in the paper's terminating maze, not the continuing env the data was collected in.
-    online_env = (
-        (evaluation_env(dataset)[0] if is_maze_task(dataset) else dataset.recover_environment()) if spec.online_steps else None
-    )
+    online_env = None
+    if spec.online_steps:
+        online_env = evaluation_env(dataset)[0] if is_maze_task(dataset) else dataset.recover_environment()
     fingerprint = data_fingerprint(dataset) if spec.keep is not None else ""  # hashing the data takes seconds
     # The offline phase has no env, fresh or resumed alike: the online phase then starts the same way from either.
     model, phase = resume_or_start(spec, dataset, None, fingerprint)

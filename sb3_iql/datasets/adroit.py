@@ -289,6 +289,11 @@ def make_binary_env(task: str) -> gym.Env:
     return make_env(task, max_episode_steps=BINARY_EPISODE_STEPS[task], binary=True)
 
 
+def door_open_rewards(next_observations: np.ndarray) -> np.ndarray:
+    """:return: door-binary's reward for steps that end in ``next_observations``: 0 where the door is open, else -1."""
+    return np.where(np.asarray(next_observations)[:, DOOR_HINGE_OBSERVATION] >= DOOR_OPEN_ANGLE, 0.0, -1.0)
+
+
 def door_binary_demos(source: str | Path | None = None, n_demos: int = AWAC_DEMOS) -> list[EpisodeBuffer]:
     """
     D4RL's human door demos as AWAC's door-binary used them: the door-human file's episodes of the first ``n_demos``
@@ -302,7 +307,7 @@ def door_binary_demos(source: str | Path | None = None, n_demos: int = AWAC_DEMO
             break
         demos_taken += bool(episode.terminations[-1])  # the file marks each demo's last step terminal
         observations, n_steps = np.asarray(episode.observations), len(episode.actions)
-        rewards = np.where(observations[1:, DOOR_HINGE_OBSERVATION] >= DOOR_OPEN_ANGLE, 0.0, -1.0)
+        rewards = door_open_rewards(observations[1:])
         pieces.append(
             episode_buffer(observations, episode.actions, rewards, np.zeros(n_steps, bool), np.arange(n_steps) == n_steps - 1)
         )
