@@ -266,9 +266,11 @@ def test_kept_offline_checkpoint_resumes_the_online_phase_bit_for_bit_on_another
     kept = tmp_path / "keep_b" / "antmaze_d4rl_umaze_seed0_offline.zip"
     record = json.loads(kept.with_suffix(".json").read_text())
     assert record["complete"] and record["offline_steps"] == 40 and [int(row["step"]) for row in record["rows"]] == [20, 40]
+    kept_bytes = kept.read_bytes()
     # Another day: the run folder and the dataset are gone; only the kept checkpoint came back with the repository.
     online = _kept_run(tmp_path, "minari_c", "out_c", "keep_b", online_steps=30)
     assert online.returncode == 0, online.stderr[-3000:]
+    assert kept.read_bytes() == kept_bytes  # going on from the complete kept phase does not rewrite the committed file
     directory = Path("runs/iql/sb3-iql_antmaze-d4rl_umaze-v0/seed0")
     resumed, uninterrupted = (
         _weights(tmp_path / "out_c" / directory / "model.zip"),

@@ -216,6 +216,12 @@ def keep_offline_checkpoint(spec: RunSpec, model: IQL, fingerprint: str, complet
     os.replace(temporary, path.with_suffix(".json"))
 
 
+def kept_is_complete(spec: RunSpec) -> bool:
+    """:return: Whether the run's kept offline checkpoint already holds its whole offline phase."""
+    path = spec.kept_checkpoint
+    return path is not None and path.exists() and json.loads(path.with_suffix(".json").read_text())["complete"]
+
+
 def resume_from_kept(spec: RunSpec, fingerprint: str) -> IQL | None:
     """
     :return: The model of the run's kept offline checkpoint, its rows restored into the run folder; None if there is none
@@ -337,7 +343,8 @@ def run(spec: RunSpec) -> list[dict[str, Any]]:
             )
             evaluation.evaluate_at_end()
         save_checkpoint(model, directory, "offline", with_buffer=False)
-        keep_offline_checkpoint(spec, model, fingerprint, complete=True)
+        if not kept_is_complete(spec):  # a run going on from its complete kept phase leaves the committed files as they are
+            keep_offline_checkpoint(spec, model, fingerprint, complete=True)
     elif online_env is not None:
         model.set_env(online_env)
     if spec.online_steps:
