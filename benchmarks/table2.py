@@ -8,11 +8,14 @@ Per task: the protocol each run actually ran (offline gradient steps + online en
 shortened or unfinished run says so), ours offline -> online on the normalized scale (the last evaluation of each
 phase, mean ± std over seeds), the success rate, the paper's and CORL's numbers, and the mean normalized score of
 the dataset's own episodes where the dataset is local. Writes ``table2.md`` and ``curves.png`` (every run's
-normalized score against total steps, offline and online on one axis).
+normalized score against total steps, offline and online on one axis). The data's scores are recorded in
+``data_scores.json`` beside the table, so a machine without a dataset keeps its number; ``--readme README.md``
+replaces the README's copy of the table.
 """
 
 import argparse
 import csv
+import json
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -21,6 +24,7 @@ import minari
 from protocol import PAPER, data_score, final_scores, mean_std, paper_name, plot_curves, typed_rows, write_markdown
 
 FULL_PROTOCOL = 1_000_000
+TABLE_START = "| task | protocol run |"  # how the table's header begins
 
 
 def read_runs(paths: list[str]) -> list[dict]:
@@ -83,42 +87,72 @@ def published(table: str, name: str | None) -> str:
     return f"{scores[0]:.1f} → {scores[1]:.1f}" if scores else "-"
 
 
-def local_data_score(dataset_id: str) -> str:
-    """:return: The dataset's own episodes' mean normalized score, where the dataset is local."""
-    if dataset_id not in minari.list_local_datasets():
-        return "(not local)"
-    score = data_score(dataset_id)
-    return "-" if score is None else f"{score:.1f}"
+def data_scores(dataset_ids: set[str], record: Path) -> dict[str, str]:
+    """
+    :return: Each dataset's own episodes' mean normalized score (``data_score``; "-" without one), computed where the
+        dataset is local and written into ``record``, read from ``record`` where it is not ("(not local)" if absent).
+    """
+    scores = json.loads(record.read_text()) if record.exists() else {}
+    for dataset_id in sorted(dataset_ids & set(minari.list_local_datasets())):
+        score = data_score(dataset_id)
+        scores[dataset_id] = None if score is None else round(score, 1)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")
+    return {dataset_id: score_cell(scores.get(dataset_id, "(not local)")) for dataset_id in dataset_ids}
 
 
-def table(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]]) -> list[str]:
-    """:return: The markdown lines: a row per task and protocol (``group_by_protocol``)."""
+def score_cell(score: float | str | None) -> str:
+    """:return: A recorded score with one decimal, "-" for None (the data have no score), or a note as it is."""
+    return "-" if score is None else score if isinstance(score, str) else f"{score:.1f}"
+
+
+def table(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]], data: dict[str, str]) -> list[str]:
+    """:return: The markdown lines: a row per task and protocol (``group_by_protocol``), ``data`` the data's scores."""
     lines = [
-        "| task | protocol run | seeds | data's episodes | IQL, paper | IQL, CORL (D4RL v2) | IQL, ours (normalized) "
+        f"{TABLE_START} seeds | data's episodes | IQL, paper | IQL, CORL (D4RL v2) | IQL, ours (normalized) "
         "| ours: success rate (%) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (dataset, steps), runs in groups.items():
         name = paper_name(dataset)
         lines.append(
-            f"| {name or dataset} | {protocol_label(steps)} | {len(runs)} | {local_data_score(dataset)} | "
+            f"| {name or dataset} | {protocol_label(steps)} | {len(runs)} | {data[dataset]} | "
             f"{published('table2', name)} | {published('corl_table2', name)} | {last_scores(runs, 'normalized_score')} "
             f"| {last_scores(runs, 'success_rate', scale=100)} |"
         )
     return lines
 
 
+def table_span(readme: Path) -> tuple[list[str], int, int]:
+    """:return: The lines of ``readme`` and where its copy of the table starts and ends; an error if it has none."""
+    text = readme.read_text().splitlines()
+    start = next((index for index, line in enumerate(text) if line.startswith(TABLE_START)), None)
+    if start is None:
+        raise SystemExit(
+            f"{readme} has no table starting with {TABLE_START!r}: paste benchmarks/results/table2/table2.md there once."
+        )
+    end = next((index for index in range(start, len(text)) if not text[index].startswith("|")), len(text))
+    return text, start, end
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="evaluation CSVs written by finetune.py")
     parser.add_argument("--out", default="runs/table2")
+    parser.add_argument("--readme", type=Path, help="a markdown file whose copy of the table to replace (README.md)")
     args = parser.parse_args()
     rows = [row for row in read_runs(args.runs) if row["algo"] == "iql"]
     groups = group_by_protocol(rows)
     for (_, steps), runs in groups.items():
         for row in (row for run in runs for row in run):
             row["series"] = f"IQL, {steps_label(steps)}"
-    write_markdown(args.out, "table2.md", table(groups))
+    readme = table_span(args.readme) if args.readme else None  # checked before anything is written
+    lines = table(groups, data_scores({dataset for dataset, _ in groups}, Path(args.out) / "data_scores.json"))
+    write_markdown(args.out, "table2.md", lines)
+    if readme:
+        text, start, end = readme
+        args.readme.write_text("\n".join(text[:start] + lines + text[end:]) + "\n")
+        print(f"Wrote the table into {args.readme}")
     plot_curves(Path(args.out) / "curves.png", rows, "Table 2 runs: offline, then online (dashed: 1M)", boundary=FULL_PROTOCOL)
     print(f"Wrote {Path(args.out) / 'curves.png'}")
 

@@ -9,7 +9,8 @@ actions, does the policy ever succeed while it collects data?
         --name door_binary_seed0 --out benchmarks/results/table2
 
 Writes ``<out>/<name>_training.md`` (a row per evaluation) and ``<out>/<name>_training.png`` (the same against steps,
-offline and online on one axis; dashed: the switch).
+offline and online on one axis; dashed: the switch). An evaluation whose logs this machine lacks keeps the row of
+the ``_training.md`` written before (the plot has only the logs found).
 """
 
 import argparse
@@ -75,6 +76,26 @@ def interval_rows(run: Path, logged: list[dict]) -> list[dict]:
         row["rollout/ep_rew_mean"] = last_online[-1]["rollout/ep_rew_mean"] if last_online else math.nan
         rows.append(row)
         previous = step
+    return rows
+
+
+def fill_from_earlier(rows: list[dict], earlier: Path) -> list[dict]:
+    """
+    :return: ``rows``, where one has none of the update's statistics (a run that went on from a checkpoint kept before
+        2026-12-05 22:30 UTC on a wiped machine: the kept checkpoint held no training logs) with those of the same evaluation
+        in the log this script wrote earlier (``earlier``, a ``table``), where there is one
+    """
+    if not earlier.exists():
+        return rows
+    lines = [[cell.strip() for cell in line.strip("|").split("|")] for line in earlier.read_text().splitlines()[2:]]
+    columns = {label: index for index, label in enumerate(table([])[0].strip("| ").split(" | "))}
+    written = {(line[0], int(line[1].replace(",", ""))): line for line in lines}
+    for row in rows:
+        line = written.get((row["phase"], row["step"]))
+        if line is not None and all(math.isnan(row[key]) for key in STATS):
+            for key, label in {**STATS, **ONLINE}.items():
+                value = line[columns[label]]
+                row[key] = math.nan if value == "-" else float(value)
     return rows
 
 
@@ -144,7 +165,7 @@ def main() -> None:
         )
     name = args.name or f"{run.parent.name}_{run.name}"
     logged = log_rows(run)
-    rows = interval_rows(run, logged)
+    rows = fill_from_earlier(interval_rows(run, logged), Path(args.out) / f"{name}_training.md")
     write_markdown(args.out, f"{name}_training.md", table(rows))
     plot(Path(args.out) / f"{name}_training.png", logged, rows, f"{name}: what training did")
     print(f"Wrote {Path(args.out) / f'{name}_training.png'}")

@@ -285,6 +285,13 @@ def test_kept_offline_checkpoint_resumes_the_online_phase_bit_for_bit_on_another
         ("online", 60),
         ("online", 70),
     ]
+    # The offline phase's training logs came back with it, as the run wrote them: training_log.py reads both phases.
+    offline_log = directory / "logs" / "offline-from-0" / "progress.csv"
+    assert (tmp_path / "out_c" / offline_log).read_text() == (tmp_path / "out_b" / offline_log).read_text() != ""
+    assert sorted(path.name for path in (tmp_path / "out_c" / directory / "logs").iterdir()) == [
+        "offline-from-0",
+        "online-from-0",
+    ]
 
 
 def test_kept_checkpoint_refuses_other_data_or_another_run_length(tmp_path):

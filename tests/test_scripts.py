@@ -1,6 +1,7 @@
 """Every script in examples/ and benchmarks/ runs end to end at a tiny size, so none can break unnoticed."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -190,9 +191,16 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
         "algo,dataset,seed,phase,step,normalized_score,mean_reward,success_rate\n"
         + "".join(f"iql,sb3-iql/pen/binary-v1,{seed},offline,2000,{10 * seed},0,0.5\n" for seed in (0, 1))
     )
-    run("benchmarks/table2.py", str(table2_rows(tmp_path)), str(shorter), "--out", str(tmp_path), cwd=tmp_path)
-    rows = [line for line in (tmp_path / "table2.md").read_text().splitlines() if line.startswith("| pen-binary")]
+    (tmp_path / "data_scores.json").write_text('{"sb3-iql/pen/binary-v1": 54.3}')  # recorded where the data was local
+    readme = tmp_path / "README.md"
+    readme.write_text("Intro\n\n| task | protocol run | seeds | old |\n|---|\n| pen-binary-v0 | old |\n\nAfter\n")
+    args = (str(table2_rows(tmp_path)), str(shorter), "--out", str(tmp_path))
+    run("benchmarks/table2.py", *args, "--readme", str(readme), cwd=tmp_path)
+    table = (tmp_path / "table2.md").read_text()
+    assert readme.read_text() == "Intro\n\n" + table + "\nAfter\n"  # the README's copy replaced, the rest kept
+    rows = [line for line in table.splitlines() if line.startswith("| pen-binary")]
     shorter_cells, cells = ([cell.strip() for cell in row.strip("|").split("|")] for row in rows)
+    assert cells[3] == "54.3"  # the dataset is not on this machine: its recorded score
     assert cells[1] == "0k + 0k (short of 1M + 1M)"  # 200 offline steps, 100 online
     assert cells[4] == "37.4 → 60.7"  # the paper's
     assert cells[6] == "40.0 → 70.0"  # last offline, last online; one seed: no spread
@@ -200,6 +208,15 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
     assert shorter_cells[1:3] == ["2k + 0k (short of 1M + 1M)", "2"]  # its own row (the longer first), seeds pooled
     assert shorter_cells[6] == "5.0 ± 5.0 → -"
     assert (tmp_path / "curves.png").stat().st_size > 0
+    readme.write_text("No table here\n")
+    failed = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/table2.py"), *args, "--readme", str(readme)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert failed.returncode != 0 and "paste benchmarks/results/table2/table2.md there once" in failed.stderr
+    assert readme.read_text() == "No table here\n"
 
 
 def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_after_offline(tmp_path):
@@ -214,6 +231,20 @@ def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_af
     assert [row[6] for row in cells] == ["1.500", "3.500", "6.000"]  # mean Q; step 3 of the stretch cut short gives way
     assert [row[4:6] for row in cells] == [["-", "-"], ["-", "-"], ["50", "-60.0"]]  # the last 100 online episodes
     assert (tmp_path / "pen_training.png").stat().st_size > 0
+
+
+def test_training_log_keeps_the_rows_it_wrote_for_evaluations_whose_logs_are_gone(tmp_path):
+    run_folder = logged_run(tmp_path)
+    run("benchmarks/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    before = (tmp_path / "pen_training.md").read_text()
+    for stretch in ("offline-from-0", "offline-from-2"):  # a wiped machine: the offline phase's logs did not come back
+        shutil.rmtree(run_folder / "logs" / stretch)
+    run("benchmarks/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    assert (tmp_path / "pen_training.md").read_text() == before
+    (tmp_path / "pen_training.md").unlink()  # with no earlier log, those rows say they have no statistics
+    run("benchmarks/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    rows = (tmp_path / "pen_training.md").read_text().splitlines()[2:]
+    assert [row.strip("| ").split(" | ")[6] for row in rows] == ["-", "-", "6.000"]
 
 
 def test_the_readme_shows_the_committed_table2():
