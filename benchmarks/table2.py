@@ -7,10 +7,10 @@ per run, committed as they grow) beside the paper's IQL, CORL's published IQL an
 Per task: the protocol each run actually ran (offline gradient steps + online environment steps reached, so a
 shortened or unfinished run says so), ours offline -> online on the normalized scale (the last evaluation of each
 phase, mean ± std over seeds), the success rate, the paper's and CORL's numbers, and the mean normalized score of
-the dataset's own episodes where the dataset is local. Writes ``table2.md`` and ``curves.png`` (every run's
-normalized score against total steps, offline and online on one axis). The data's scores are recorded in
-``data_scores.json`` beside the table, so a machine without a dataset keeps its number; ``--readme README.md``
-replaces the README's copy of the table.
+the dataset's own episodes where the dataset is local; a task of the paper's Table 2 without a run says "not run
+yet". Writes ``table2.md`` and ``curves.png`` (every run's normalized score against total steps, offline and online
+on one axis). The data's scores are recorded in ``data_scores.json`` beside the table, so a machine without a
+dataset keeps its number; ``--readme README.md`` replaces the README's copy of the table.
 """
 
 import argparse
@@ -107,7 +107,10 @@ def score_cell(score: float | str | None) -> str:
 
 
 def table(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]], data: dict[str, str]) -> list[str]:
-    """:return: The markdown lines: a row per task and protocol (``group_by_protocol``), ``data`` the data's scores."""
+    """
+    :return: The markdown lines: a row per task and protocol (``group_by_protocol``), ``data`` the data's scores, then
+        a "not run yet" row for each of the paper's Table 2 tasks without a run.
+    """
     lines = [
         f"{TABLE_START} seeds | data's episodes | IQL, paper | IQL, CORL (D4RL v2) | IQL, ours (normalized) "
         "| ours: success rate (%) |",
@@ -119,6 +122,11 @@ def table(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]], data: dic
             f"| {name or dataset} | {protocol_label(steps)} | {len(runs)} | {data[dataset]} | "
             f"{published('table2', name)} | {published('corl_table2', name)} | {last_scores(runs, 'normalized_score')} "
             f"| {last_scores(runs, 'success_rate', scale=100)} |"
+        )
+    reached = {paper_name(dataset) for dataset, _ in groups}
+    for name in (name for name in PAPER["table2"] if name not in reached):  # the paper's tasks without a run yet
+        lines.append(
+            f"| {name} | not run yet | 0 | - | {published('table2', name)} | {published('corl_table2', name)} | - | - |"
         )
     return lines
 

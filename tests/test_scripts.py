@@ -207,6 +207,8 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
     assert cells[7] == "80.0 → 100.0"
     assert shorter_cells[1:3] == ["2k + 0k (short of 1M + 1M)", "2"]  # its own row (the longer first), seeds pooled
     assert shorter_cells[6] == "5.0 ± 5.0 → -"
+    assert "| antmaze-large-play-v0 | not run yet | 0 | - | 25.5 → 46.0 | 38.5 → 64.5 | - | - |" in table.splitlines()
+    assert not any(line.startswith("| pen-binary-v0 | not run yet") for line in table.splitlines())
     assert (tmp_path / "curves.png").stat().st_size > 0
     readme.write_text("No table here\n")
     failed = subprocess.run(
