@@ -8,7 +8,8 @@ The paper's score (100 x success rate) stays at 0 until a policy crosses the who
 large takes hundreds of thousands of gradient steps. This measures what comes before: each saved model does
 ``--episodes`` episodes of the paper's task (the dataset's evaluation env: ``paper_eval_env``'s fixed start
 and goal and D4RL's time limit on Gymnasium-Robotics' AntMaze, the D4RL-physics maze's own evaluation env on
-``sb3-iql/antmaze-d4rl*`` data; deterministic actions), and the table gives its success rate, the shortest path
+``sb3-iql/antmaze-d4rl*`` data; the policy's mean action, as the paper evaluates, or with ``--actions sampled``
+its sampled actions, as online finetuning starts, or both), and the table gives its success rate, the shortest path
 in maze cells from the start to the goal, from where the ant ended and from the closest it came, and how often
 it ended fallen over (upside down). ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
 with (on medium and large a random start and goal each episode), the episode ending at the goal within the
@@ -84,15 +85,25 @@ TASKS = {
 }
 
 
-def model_row(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int) -> str:
-    model = IQL.load(model_path, device="cpu")
-    policy = lambda observation: model.predict(observation, deterministic=True)[0]  # noqa: E731
+#: Per ``--actions``: whether each mode acts deterministically (the policy's mean action) or samples its actions.
+ACTIONS = {"mean": [True], "sampled": [False], "both": [True, False]}
+
+
+def mode_row(env: gym.Env, planner: CellPlanner, model: IQL, label: str, n_episodes: int, deterministic: bool) -> str:
+    """:return: The table's row of one model acting with its mean action (``deterministic``) or sampled ones."""
+    policy = lambda observation: model.predict(observation, deterministic=deterministic)[0]  # noqa: E731
     rows = [episode_progress(env, planner, policy, seed=1_000 + episode) for episode in range(n_episodes)]
     means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
     return (
-        f"| `{model_path}` | {100 * means['success']:.0f}% | {means['start']:.1f} | {means['end']:.1f} "
-        f"| {means['closest']:.1f} | {100 * means['fell']:.0f}% |"
+        f"| `{label}` | {'mean' if deterministic else 'sampled'} | {100 * means['success']:.0f}% "
+        f"| {means['start']:.1f} | {means['end']:.1f} | {means['closest']:.1f} | {100 * means['fell']:.0f}% |"
     )
+
+
+def model_rows(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int, actions: str) -> list[str]:
+    """:return: The table's rows of one saved model, one per action mode of ``actions`` (the same episode seeds)."""
+    model = IQL.load(model_path, device="cpu")
+    return [mode_row(env, planner, model, model_path, n_episodes, deterministic) for deterministic in ACTIONS[actions]]
 
 
 def main() -> None:
@@ -101,6 +112,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="saved IQL models (.zip)")
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--task", choices=TASKS, default="paper", help="the paper's task, or the data's own starts and goals")
+    parser.add_argument("--actions", choices=ACTIONS, default="mean", help="the policy's mean action, sampled ones, or both")
     parser.add_argument("--out", default="runs/antmaze_progress")
     args = parser.parse_args()
     missing = [model for model in args.models if not Path(model).is_file()]
@@ -110,11 +122,11 @@ def main() -> None:
     env = make_env(load_minari_dataset(args.dataset))
     planner = CellPlanner(env.unwrapped.maze)
     lines = [
-        f"`{args.dataset}`, {args.episodes} episodes of {task} per model, deterministic actions.",
+        f"`{args.dataset}`, {args.episodes} episodes of {task} per model and action mode.",
         "",
-        "| model | success | cells to the goal: start | end | closest | ended fallen over |",
-        "|---|---|---|---|---|---|",
-        *(model_row(env, planner, model, args.episodes) for model in args.models),
+        "| model | actions | success | cells to the goal: start | end | closest | ended fallen over |",
+        "|---|---|---|---|---|---|---|",
+        *(row for model in args.models for row in model_rows(env, planner, model, args.episodes, args.actions)),
     ]
     env.close()
     write_markdown(args.out, file_name, lines)

@@ -221,6 +221,15 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
     assert readme.read_text() == "No table here\n"
 
 
+def test_antmaze_progress_gives_the_mean_and_the_sampled_actions_a_row_each(tmp_path, umaze_dataset, umaze_model):
+    umaze = {"MINARI_DATASETS_PATH": str(Path(umaze_dataset.storage.data_path).parents[3])}
+    args = ("sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--actions", "both", "--out", str(tmp_path))
+    run("benchmarks/antmaze_progress.py", *args, env=umaze, cwd=tmp_path)
+    rows = [line for line in (tmp_path / "antmaze_progress.md").read_text().splitlines() if str(umaze_model) in line]
+    assert [row.split("|")[2].strip() for row in rows] == ["mean", "sampled"]
+    assert all(row.split("|")[4].strip() == "6.0" for row in rows)  # the same start, six cells around the U
+
+
 def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_after_offline(tmp_path):
     run("benchmarks/training_log.py", str(logged_run(tmp_path)), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
     rows = [line for line in (tmp_path / "pen_training.md").read_text().splitlines()[2:]]
