@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import minari
 import pytest
 from conftest import needs_shared, small_iql
 
@@ -39,6 +40,11 @@ def umaze_model(umaze_dataset, tmp_path) -> Path:
     model.learn_offline(umaze_dataset, 2)
     model.save(tmp_path / "umaze")
     return tmp_path / "umaze.zip"
+
+
+def minari_root(dataset: minari.MinariDataset) -> str:
+    """:return: The ``MINARI_DATASETS_PATH`` folder a local ``sb3-iql/<env>/<name>`` dataset lies in (``.../data``)."""
+    return str(Path(dataset.storage.data_path).parents[3])
 
 
 def figure3_rows(tmp: Path) -> Path:
@@ -178,7 +184,7 @@ def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, um
         pytest.skip(NOT_RUN_ALONE[script])
     if script in NEEDS_SHARED:
         needs_shared(NEEDS_SHARED[script])
-    umaze_root = str(Path(umaze_dataset.storage.data_path).parents[3])
+    umaze_root = minari_root(umaze_dataset)
     commands = tiny_commands(tmp_path, pendulum_dataset.spec.dataset_id, umaze_root, umaze_model)
     assert script in commands, f"{script} has no tiny command in tests/test_scripts.py: add one"
     args, env = commands[script]
@@ -222,7 +228,7 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
 
 
 def test_antmaze_progress_gives_the_mean_and_the_sampled_actions_a_row_each(tmp_path, umaze_dataset, umaze_model):
-    umaze = {"MINARI_DATASETS_PATH": str(Path(umaze_dataset.storage.data_path).parents[3])}
+    umaze = {"MINARI_DATASETS_PATH": minari_root(umaze_dataset)}
     args = ("sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--actions", "both", "--out", str(tmp_path))
     run("benchmarks/antmaze_progress.py", *args, env=umaze, cwd=tmp_path)
     rows = [line for line in (tmp_path / "antmaze_progress.md").read_text().splitlines() if str(umaze_model) in line]
