@@ -30,6 +30,8 @@ from protocol import (
     write_csv,
 )
 
+from sb3_iql.data.readers import load_minari_dataset
+
 
 def table(rows: list[dict], datasets: list[str]) -> str:
     """
@@ -51,7 +53,7 @@ def table(rows: list[dict], datasets: list[str]) -> str:
         paper_cell = f"{paper[0]:.1f} → {paper[1]:.1f}" if paper else "-"
         difference = f"{np.mean(ours_online) - paper[1]:+.1f}" if paper and ours_online else "-"
         label = f"{dataset} ({name})" if name else dataset
-        data = data_score(dataset)
+        data = data_score(load_minari_dataset(dataset))
         data_cell = "-" if data is None else f"{data:.1f}"
         rates = [[100 * rate for rate in success[phase].get(("iql", dataset), {}).values()] for phase in ("offline", "online")]
         rate_cell = (

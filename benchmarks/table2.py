@@ -23,6 +23,8 @@ from pathlib import Path
 import minari
 from protocol import PAPER, data_score, final_scores, mean_std, paper_name, plot_curves, typed_rows, write_markdown
 
+from sb3_iql.data.readers import load_minari_dataset
+
 FULL_PROTOCOL = 1_000_000
 TABLE_START = "| task | protocol run |"  # how the table's header begins
 
@@ -94,7 +96,7 @@ def data_scores(dataset_ids: set[str], record: Path) -> dict[str, str]:
     """
     scores = json.loads(record.read_text()) if record.exists() else {}
     for dataset_id in sorted(dataset_ids & set(minari.list_local_datasets())):
-        score = data_score(dataset_id)
+        score = data_score(load_minari_dataset(dataset_id))
         scores[dataset_id] = None if score is None else round(score, 1)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps(scores, indent=1, sort_keys=True) + "\n")

@@ -13,7 +13,7 @@ import minari
 import numpy as np
 
 from sb3_iql.data.episodes import rollout_episode
-from sb3_iql.data.scores import normalized_score
+from sb3_iql.data.scores import data_score
 
 DATASET_ID = "sb3-iql/pendulum/mixed-v1"
 # Average returns of a uniform random policy and of the noise-free controller (200-step episodes).
@@ -35,12 +35,6 @@ def swing_up(observation: np.ndarray, rng: np.random.Generator, noise: float) ->
 
 def random_torque(_: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-2.0, 2.0, size=1).astype(np.float32)
-
-
-def data_score(dataset: minari.MinariDataset) -> float:
-    """:return: The mean normalized score of the dataset's own episodes."""
-    returns = np.array([episode.rewards.sum() for episode in dataset.iterate_episodes()])
-    return float(normalized_score(dataset, returns).mean())
 
 
 def make_dataset(n_episodes: int = 60, seed: int = 0) -> minari.MinariDataset:

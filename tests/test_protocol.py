@@ -147,15 +147,15 @@ def test_antmaze_progress_data_task_is_the_collection_maze_ending_at_the_goal(um
 def test_finetune_table_shows_the_data_episodes_score(pendulum_dataset, umaze_dataset):
     returns = dataset_transitions(pendulum_dataset).episode_returns
     expected = 100 * (returns.mean() + 1200.0) / (-150.0 + 1200.0)  # the fixture's reference scores
-    assert np.isclose(data_score("tests/pendulum/random-v0"), expected)
+    assert np.isclose(data_score(pendulum_dataset), expected)
     rows = [
         {"algo": "iql", "dataset": "tests/pendulum/random-v0", "seed": 0, "phase": phase, "step": 10, "normalized_score": 50.0}
         for phase in ("offline", "online")
     ]
     assert f"| tests/pendulum/random-v0 | {expected:.1f} | 50.0 → 50.0 |" in finetune_table(rows, ["tests/pendulum/random-v0"])
     # AntMaze is scored by success rate, which continuing episodes lack; so is the D4RL-physics AntMaze
-    assert data_score(str(umaze_dataset.storage.data_path)) is None
-    assert data_score(build("antmaze-d4rl-umaze", size=300, progress=False).spec.dataset_id) is None
+    assert data_score(umaze_dataset) is None
+    assert data_score(build("antmaze-d4rl-umaze", size=300, progress=False)) is None
 
 
 def test_antmaze_progress_counts_cells_along_the_maze_not_through_walls():

@@ -28,7 +28,6 @@ from protocol.runs import (
     CheckpointingEval,
     RunProgress,
     RunSpec,
-    data_score,
     new_model,
     read_rows,
     resume_or_start,
@@ -38,7 +37,7 @@ from protocol.runs import (
     save_checkpoint,
     top_episodes,
 )
-from sb3_iql.data.scores import episode_scores
+from sb3_iql.data.scores import data_score, episode_scores
 from sb3_iql.iql.hyperparameters import infer_domain
 
 __all__ = [

@@ -21,11 +21,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger, configure
 
 from sb3_iql import IQL, IQLEvalCallback
-from sb3_iql.data.goals import evaluation_env
+from sb3_iql.data.goals import evaluation_env, is_maze_task
 from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
-from sb3_iql.data.scores import episode_scores
 from sb3_iql.tasks.antmaze import is_antmaze
-from sb3_iql.tasks.antmaze_d4rl import is_d4rl_antmaze
 
 EVAL_FIELDS = ["algo", "dataset", "seed", "phase", "step", "normalized_score", "mean_reward", "success_rate"]
 
@@ -81,23 +79,6 @@ class RunSpec:
         task = re.sub(r"-v\d+$", "", self.dataset.split("/", 1)[-1] if self.dataset.count("/") == 2 else self.dataset)
         prefix = "" if self.algo == "iql" else f"{self.algo}_"
         return Path(self.keep) / f"{prefix}{re.sub(r'[^A-Za-z0-9]+', '_', task)}_seed{self.seed}_offline.zip"
-
-
-def is_maze_task(dataset: minari.MinariDataset) -> bool:
-    """:return: Whether the dataset is AntMaze's (either ant): scored by the success rate of the paper's task."""
-    return is_antmaze(dataset) or is_d4rl_antmaze(dataset)
-
-
-def data_score(dataset_id: str) -> float | None:
-    """
-    :return: The mean normalized score of the dataset's own episodes, on the scale its runs are scored on;
-        None without reference scores, and for AntMaze, scored by a success rate its continuing episodes lack
-    """
-    dataset = load_minari_dataset(dataset_id)
-    if is_maze_task(dataset):
-        return None
-    scores = episode_scores(dataset)
-    return None if scores is None else float(scores.mean())
 
 
 # -- runs -------------------------------------------------------------------------------------

@@ -113,6 +113,11 @@ def paper_task_episodes(
     return segments
 
 
+def is_maze_task(dataset: minari.MinariDataset) -> bool:
+    """:return: Whether the dataset is AntMaze's (either ant): its policies are scored by the paper's task's success rate."""
+    return is_antmaze(dataset) or is_d4rl_antmaze(dataset)
+
+
 def evaluation_env(dataset: minari.MinariDataset) -> tuple[gym.Env, bool]:
     """
     The env a dataset's policies are evaluated in, and how they are scored: the one place that chooses.
@@ -122,6 +127,5 @@ def evaluation_env(dataset: minari.MinariDataset) -> tuple[gym.Env, bool]:
         other dataset, Minari's evaluation env and ``False``: scored by the dataset's
         reference scores
     """
-    if is_antmaze(dataset):
-        return paper_eval_env(dataset), True
-    return dataset.recover_environment(eval_env=True), is_d4rl_antmaze(dataset)
+    env = paper_eval_env(dataset) if is_antmaze(dataset) else dataset.recover_environment(eval_env=True)
+    return env, is_maze_task(dataset)

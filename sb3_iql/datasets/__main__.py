@@ -7,8 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sb3_iql.data.readers import dataset_transitions
-from sb3_iql.data.scores import normalized_score
+from sb3_iql.data.scores import data_score
 from sb3_iql.datasets import RECIPES, ant_controller, build
 from sb3_iql.datasets.adroit import door_replay_error
 from sb3_iql.datasets.antmaze import planner_success
@@ -95,12 +94,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _summary(dataset) -> str:
-    transitions = dataset_transitions(dataset)
-    score = normalized_score(dataset, transitions.episode_returns)
-    data_score = f"{score.mean():.1f}" if score is not None else "n/a"
+    score = data_score(dataset)
+    score_text = f"{score:.1f}" if score is not None else "n/a"
     return (
         f"{dataset.spec.dataset_id}: {dataset.total_episodes} episodes, {dataset.total_steps} transitions, "
-        f"data normalized score {data_score}"
+        f"data normalized score {score_text}"
     )
 
 
