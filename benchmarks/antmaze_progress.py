@@ -13,13 +13,15 @@ its sampled actions, as online finetuning starts, or both), and the table gives 
 in maze cells from the start to the goal, from where the ant ended and from the closest it came, how often
 it ended fallen over (upside down), how many steps the successful episodes took (against the time limit) and how
 many failed episodes reached the goal's cell yet never came within the success radius of that episode's goal (the
-maze crossed, the last metre missed). ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
+maze crossed, the last metre missed); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its goal,
+length, closest distance in metres) for further questions. ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
 with (on medium and large a random start and goal each episode), the episode ending at the goal within the
 same limit; a goal-conditioned policy that succeeds there but not on the paper's task has learned to walk to
 goals it saw, not the one long path the paper asks for. Writes ``<out>/antmaze_progress.md``.
 """
 
 import argparse
+import csv
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,12 +49,13 @@ def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, n
 
 
 def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any], np.ndarray], seed: int) -> dict[str, float]:
-    """:return: One episode's success, cells to the goal (at the start, the end and the closest), fall and length."""
+    """:return: One episode's success, cells to the goal (at the start, the end and the closest), fall, length and goal."""
     observation, _ = env.reset(seed=seed)
-    cells, terminated, truncated = [], False, False
+    cells, distances, terminated, truncated = [], [], False, False
     while True:
         position, goal, body = ant_state(env, observation)
         cells.append(planner.cells_between(position, goal))
+        distances.append(float(np.linalg.norm(np.asarray(position) - goal)))
         if terminated or truncated:
             break
         observation, _, terminated, truncated, _ = env.step(policy(observation))
@@ -63,6 +66,9 @@ def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any],
         "closest": min(cells),
         "fell": float(fell_over(body)),
         "steps": len(cells) - 1,
+        "closest_m": min(distances),
+        "goal_x": float(goal[0]),
+        "goal_y": float(goal[1]),
     }
 
 
@@ -92,25 +98,48 @@ TASKS = {
 ACTIONS = {"mean": [True], "sampled": [False], "both": [True, False]}
 
 
-def mode_row(env: gym.Env, planner: CellPlanner, model: IQL, label: str, n_episodes: int, deterministic: bool) -> str:
-    """:return: The table's row of one model acting with its mean action (``deterministic``) or sampled ones."""
+def mode_episodes(
+    env: gym.Env, planner: CellPlanner, model: IQL, label: str, n_episodes: int, deterministic: bool
+) -> list[dict[str, Any]]:
+    """:return: The episodes of one model acting with its mean action (``deterministic``) or sampled ones, labelled."""
     policy = lambda observation: model.predict(observation, deterministic=deterministic)[0]  # noqa: E731
-    rows = [episode_progress(env, planner, policy, seed=1_000 + episode) for episode in range(n_episodes)]
-    means = {key: np.mean([row[key] for row in rows]) for key in rows[0]}
+    actions = "mean" if deterministic else "sampled"
+    return [
+        {
+            "model": label,
+            "actions": actions,
+            "seed": 1_000 + episode,
+            **episode_progress(env, planner, policy, 1_000 + episode),
+        }
+        for episode in range(n_episodes)
+    ]
+
+
+def mode_row(rows: list[dict[str, Any]]) -> str:
+    """:return: The table's row of one model and action mode, from its episodes (``mode_episodes``)."""
+    means = {key: np.mean([row[key] for row in rows]) for key in ("success", "start", "end", "closest", "fell")}
     success_steps = [row["steps"] for row in rows if row["success"]]
     failures = [row for row in rows if not row["success"]]
     in_goal_cell = sum(row["closest"] == 0 for row in failures)
     return (
-        f"| `{label}` | {'mean' if deterministic else 'sampled'} | {100 * means['success']:.0f}% "
+        f"| `{rows[0]['model']}` | {rows[0]['actions']} | {100 * means['success']:.0f}% "
         f"| {means['start']:.1f} | {means['end']:.1f} | {means['closest']:.1f} | {100 * means['fell']:.0f}% "
         f"| {f'{np.mean(success_steps):.0f}' if success_steps else '-'} | {in_goal_cell} of {len(failures)} |"
     )
 
 
-def model_rows(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int, actions: str) -> list[str]:
-    """:return: The table's rows of one saved model, one per action mode of ``actions`` (the same episode seeds)."""
+def model_episodes(env: gym.Env, planner: CellPlanner, model_path: str, n_episodes: int, actions: str) -> list[list[dict]]:
+    """:return: One saved model's episodes, one list per action mode of ``actions`` (the same episode seeds)."""
     model = IQL.load(model_path, device="cpu")
-    return [mode_row(env, planner, model, model_path, n_episodes, deterministic) for deterministic in ACTIONS[actions]]
+    return [mode_episodes(env, planner, model, model_path, n_episodes, deterministic) for deterministic in ACTIONS[actions]]
+
+
+def write_episodes(path: Path, modes: list[list[dict[str, Any]]]) -> None:
+    """Write every episode of every model and action mode to the CSV ``path``."""
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, list(modes[0][0]))
+        writer.writeheader()
+        writer.writerows(row for episodes in modes for row in episodes)
 
 
 def main() -> None:
@@ -128,6 +157,9 @@ def main() -> None:
     make_env, task, file_name = TASKS[args.task]
     env = make_env(load_minari_dataset(args.dataset))
     planner = CellPlanner(env.unwrapped.maze)
+    modes = [
+        episodes for model in args.models for episodes in model_episodes(env, planner, model, args.episodes, args.actions)
+    ]
     lines = [
         f"`{args.dataset}`, {args.episodes} episodes of {task} per model and action mode.",
         "",
@@ -137,10 +169,11 @@ def main() -> None:
         "| model | actions | success | cells to the goal: start | end | closest | ended fallen over "
         "| steps of successes | failures that reached the goal's cell |",
         "|---|---|---|---|---|---|---|---|---|",
-        *(row for model in args.models for row in model_rows(env, planner, model, args.episodes, args.actions)),
+        *(mode_row(episodes) for episodes in modes),
     ]
     env.close()
     write_markdown(args.out, file_name, lines)
+    write_episodes(Path(args.out) / file_name.replace(".md", "_episodes.csv"), modes)
 
 
 if __name__ == "__main__":

@@ -176,7 +176,12 @@ def test_antmaze_progress_reads_the_d4rl_physics_mazes_goal_from_the_env():
     standing_still = episode_progress(env, planner, lambda observation: np.zeros(env.action_space.shape), seed=1_000)
     env.close()
     # From the start (1, 1) to the goal (3, 1): around the U, six cells; an ant that stays put ends there, upright.
-    assert standing_still == {"success": 0.0, "start": 6, "end": 6, "closest": 6, "fell": 0.0, "steps": 700}
+    counts = {key: standing_still[key] for key in ("success", "start", "end", "closest", "fell", "steps")}
+    assert counts == {"success": 0.0, "start": 6, "end": 6, "closest": 6, "fell": 0.0, "steps": 700}
+    # The episode's own noisy goal, in the goal cell (3, 1), and the ant never within D4RL's 0.5 m of it
+    goal = np.array([standing_still["goal_x"], standing_still["goal_y"]])
+    assert planner.cells_between(planner.maze.cell_rowcol_to_xy(np.array([3, 1])), goal) == 0
+    assert standing_still["closest_m"] > 0.5
 
 
 def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():

@@ -1,5 +1,6 @@
 """Every script in examples/ and benchmarks/ runs end to end at a tiny size, so none can break unnoticed."""
 
+import csv
 import os
 import shutil
 import subprocess
@@ -241,6 +242,12 @@ def test_antmaze_progress_gives_the_mean_and_the_sampled_actions_a_row_each(tmp_
             if success == "100%"
             else (steps == "-" and near_goal in {"0 of 1", "1 of 1"})
         )
+    with open(tmp_path / "antmaze_progress_episodes.csv") as file:
+        episodes = list(csv.DictReader(file))
+    assert [(row["actions"], row["seed"], row["start"]) for row in episodes] == [
+        ("mean", "1000", "6"),
+        ("sampled", "1000", "6"),
+    ]
 
 
 def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_after_offline(tmp_path):
