@@ -13,7 +13,8 @@ its sampled actions, as online finetuning starts, or both), and the table gives 
 in maze cells from the start to the goal, from where the ant ended and from the closest it came, how often
 it ended fallen over (upside down), how many steps the successful episodes took (against the time limit) and how
 many failed episodes reached the goal's cell yet never came within the success radius of that episode's goal (the
-maze crossed, the last metre missed); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its goal,
+maze crossed, the last metre missed) and how many ended upright but standing still (under ``STILL`` m a step over
+their last ``LAST_STEPS`` steps: stuck, not lost); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its goal,
 length, closest distance in metres) for further questions. ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
 with (on medium and large a random start and goal each episode), the episode ending at the goal within the
 same limit; a goal-conditioned policy that succeeds there but not on the paper's task has learned to walk to
@@ -39,6 +40,9 @@ from sb3_iql.datasets.maze import CellPlanner
 from sb3_iql.tasks.antmaze import terminating_maze_env
 from sb3_iql.tasks.antmaze_d4rl import is_d4rl_antmaze
 
+#: An episode's last steps whose mean x-y step tells a stuck ant (under ``STILL`` metres a step) from a walking one.
+LAST_STEPS, STILL = 50, 0.001
+
 
 def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:return: The ant's x-y, the episode's goal and the ant's body state (``fell_over``'s input) from an observation."""
@@ -51,14 +55,16 @@ def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, n
 def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any], np.ndarray], seed: int) -> dict[str, float]:
     """:return: One episode's success, cells to the goal (at the start, the end and the closest), fall, length and goal."""
     observation, _ = env.reset(seed=seed)
-    cells, distances, terminated, truncated = [], [], False, False
+    cells, distances, positions, terminated, truncated = [], [], [], False, False
     while True:
         position, goal, body = ant_state(env, observation)
+        positions.append(np.array(position, dtype=float))
         cells.append(planner.cells_between(position, goal))
         distances.append(float(np.linalg.norm(np.asarray(position) - goal)))
         if terminated or truncated:
             break
         observation, _, terminated, truncated, _ = env.step(policy(observation))
+    last_steps = np.diff(np.array(positions[-LAST_STEPS - 1 :]), axis=0)
     return {
         "success": float(terminated),
         "start": cells[0],
@@ -67,6 +73,7 @@ def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any],
         "fell": float(fell_over(body)),
         "steps": len(cells) - 1,
         "closest_m": min(distances),
+        "end_speed": float(np.linalg.norm(last_steps, axis=1).mean()),
         "goal_x": float(goal[0]),
         "goal_y": float(goal[1]),
     }
@@ -121,10 +128,11 @@ def mode_row(rows: list[dict[str, Any]]) -> str:
     success_steps = [row["steps"] for row in rows if row["success"]]
     failures = [row for row in rows if not row["success"]]
     in_goal_cell = sum(row["closest"] == 0 for row in failures)
+    standing_still = sum(not row["fell"] and row["end_speed"] < STILL for row in failures)
     return (
         f"| `{rows[0]['model']}` | {rows[0]['actions']} | {100 * means['success']:.0f}% "
         f"| {means['start']:.1f} | {means['end']:.1f} | {means['closest']:.1f} | {100 * means['fell']:.0f}% "
-        f"| {f'{np.mean(success_steps):.0f}' if success_steps else '-'} | {in_goal_cell} of {len(failures)} |"
+        f"| {f'{np.mean(success_steps):.0f}' if success_steps else '-'} | {in_goal_cell} of {len(failures)} | {standing_still} of {len(failures)} |"
     )
 
 
@@ -163,12 +171,13 @@ def main() -> None:
     lines = [
         f"`{args.dataset}`, {args.episodes} episodes of {task} per model and action mode.",
         "",
-        f"Time limit {env.spec.max_episode_steps} steps. Last column: failed episodes that reached the goal's cell but never came",
-        "within the success radius of that episode's goal.",
+        f"Time limit {env.spec.max_episode_steps} steps. Failures that reached the goal's cell: they never came within the",
+        f"success radius of that episode's goal. Failures standing still: upright, under {STILL} m a step over their last",
+        f"{LAST_STEPS} steps.",
         "",
         "| model | actions | success | cells to the goal: start | end | closest | ended fallen over "
-        "| steps of successes | failures that reached the goal's cell |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| steps of successes | failures that reached the goal's cell | failures standing still |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *(mode_row(episodes) for episodes in modes),
     ]
     env.close()
