@@ -14,11 +14,12 @@ in maze cells from the start to the goal, from where the ant ended and from the 
 it ended fallen over (upside down), how many steps the successful episodes took (against the time limit) and how
 many failed episodes reached the goal's cell yet never came within the success radius of that episode's goal (the
 maze crossed, the last metre missed) and how many ended upright but standing still (under ``STILL`` m a step over
-their last ``LAST_STEPS`` steps: stuck, not lost); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its goal,
-length, closest distance in metres) for further questions. ``--task data`` does the data's own tasks instead: the maze, starts and goals the data was collected
-with (on medium and large a random start and goal each episode), the episode ending at the goal within the
-same limit; a goal-conditioned policy that succeeds there but not on the paper's task has learned to walk to
-goals it saw, not the one long path the paper asks for. Writes ``<out>/antmaze_progress.md``.
+their last ``LAST_STEPS`` steps: stuck, not lost); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its
+goal, length, closest distance in metres, end speed) for further questions. ``--task data`` does the data's own tasks
+instead: the maze, starts and goals the data was collected with (on medium and large a random start and goal each
+episode), the episode ending at the goal within the same limit; a goal-conditioned policy that succeeds there but
+not on the paper's task has learned to walk to goals it saw, not the one long path the paper asks for. Writes
+``<out>/antmaze_progress.md``.
 """
 
 import argparse
@@ -53,7 +54,7 @@ def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, n
 
 
 def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any], np.ndarray], seed: int) -> dict[str, float]:
-    """:return: One episode's success, cells to the goal (at the start, the end and the closest), fall, length and goal."""
+    """:return: One episode's success, cells to the goal (start, end, closest), fall, length, closest metres, end speed, goal."""
     observation, _ = env.reset(seed=seed)
     cells, distances, positions, terminated, truncated = [], [], [], False, False
     while True:
