@@ -54,18 +54,19 @@ def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, n
 
 
 def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any], np.ndarray], seed: int) -> dict[str, float]:
-    """:return: One episode's success, cells to the goal (start, end, closest), fall, length, closest metres, end speed, goal."""
+    """:return: One episode's success, cells to the goal (start, end, closest), fall, length, closest metres, end speed
+    and goal (the episode's one goal)."""
     observation, _ = env.reset(seed=seed)
-    cells, distances, positions, terminated, truncated = [], [], [], False, False
+    cells, positions, terminated, truncated = [], [], False, False
     while True:
         position, goal, body = ant_state(env, observation)
-        positions.append(np.array(position, dtype=float))
+        positions.append(position)
         cells.append(planner.cells_between(position, goal))
-        distances.append(float(np.linalg.norm(np.asarray(position) - goal)))
         if terminated or truncated:
             break
         observation, _, terminated, truncated, _ = env.step(policy(observation))
-    last_steps = np.diff(np.array(positions[-LAST_STEPS - 1 :]), axis=0)
+    positions = np.array(positions, dtype=float)
+    last_steps = np.diff(positions[-LAST_STEPS - 1 :], axis=0)
     return {
         "success": float(terminated),
         "start": cells[0],
@@ -73,7 +74,7 @@ def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any],
         "closest": min(cells),
         "fell": float(fell_over(body)),
         "steps": len(cells) - 1,
-        "closest_m": min(distances),
+        "closest_m": float(np.linalg.norm(positions - goal, axis=1).min()),
         "end_speed": float(np.linalg.norm(last_steps, axis=1).mean()),
         "goal_x": float(goal[0]),
         "goal_y": float(goal[1]),
@@ -112,14 +113,9 @@ def mode_episodes(
     """:return: The episodes of one model acting with its mean action (``deterministic``) or sampled ones, labelled."""
     policy = lambda observation: model.predict(observation, deterministic=deterministic)[0]  # noqa: E731
     actions = "mean" if deterministic else "sampled"
+    seeds = range(1_000, 1_000 + n_episodes)
     return [
-        {
-            "model": label,
-            "actions": actions,
-            "seed": 1_000 + episode,
-            **episode_progress(env, planner, policy, 1_000 + episode),
-        }
-        for episode in range(n_episodes)
+        {"model": label, "actions": actions, "seed": seed, **episode_progress(env, planner, policy, seed)} for seed in seeds
     ]
 
 
@@ -130,10 +126,11 @@ def mode_row(rows: list[dict[str, Any]]) -> str:
     failures = [row for row in rows if not row["success"]]
     in_goal_cell = sum(row["closest"] == 0 for row in failures)
     standing_still = sum(not row["fell"] and row["end_speed"] < STILL for row in failures)
+    steps = f"{np.mean(success_steps):.0f}" if success_steps else "-"
     return (
         f"| `{rows[0]['model']}` | {rows[0]['actions']} | {100 * means['success']:.0f}% "
         f"| {means['start']:.1f} | {means['end']:.1f} | {means['closest']:.1f} | {100 * means['fell']:.0f}% "
-        f"| {f'{np.mean(success_steps):.0f}' if success_steps else '-'} | {in_goal_cell} of {len(failures)} | {standing_still} of {len(failures)} |"
+        f"| {steps} | {in_goal_cell} of {len(failures)} | {standing_still} of {len(failures)} |"
     )
 
 
