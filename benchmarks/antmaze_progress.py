@@ -15,11 +15,11 @@ it ended fallen over (upside down), how many steps the successful episodes took 
 many failed episodes reached the goal's cell yet never came within the success radius of that episode's goal (the
 maze crossed, the last metre missed) and how many ended upright but standing still (under ``STILL`` m a step over
 their last ``LAST_STEPS`` steps: stuck, not lost); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its
-goal, length, closest distance in metres, end speed) for further questions. ``--task data`` does the data's own tasks
-instead: the maze, starts and goals the data was collected with (on medium and large a random start and goal each
-episode), the episode ending at the goal within the same limit; a goal-conditioned policy that succeeds there but
-not on the paper's task has learned to walk to goals it saw, not the one long path the paper asks for. Writes
-``<out>/antmaze_progress.md``.
+goal, length, first step in the goal's cell, closest distance in metres, end speed) for further questions: a slow
+policy reaches the goal's cell late, a lost one early or never. ``--task data`` does the data's own tasks instead: the
+maze, starts and goals the data was collected with (on medium and large a random start and goal each episode), the
+episode ending at the goal within the same limit; a goal-conditioned policy that succeeds there but not on the paper's
+task has learned to walk to goals it saw, not the one long path the paper asks for. Writes ``<out>/antmaze_progress.md``.
 """
 
 import argparse
@@ -54,8 +54,8 @@ def ant_state(env: gym.Env, observation: Any) -> tuple[np.ndarray, np.ndarray, n
 
 
 def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any], np.ndarray], seed: int) -> dict[str, float]:
-    """:return: One episode's success, cells to the goal (start, end, closest), fall, length, closest metres, end speed
-    and goal (the episode's one goal)."""
+    """:return: One episode's success, cells to the goal (start, end, closest), fall, length, the first step in the goal's
+    cell (-1: never there), closest metres, end speed and goal (the episode's one goal)."""
     observation, _ = env.reset(seed=seed)
     cells, positions, terminated, truncated = [], [], False, False
     while True:
@@ -74,6 +74,7 @@ def episode_progress(env: gym.Env, planner: CellPlanner, policy: Callable[[Any],
         "closest": min(cells),
         "fell": float(fell_over(body)),
         "steps": len(cells) - 1,
+        "goal_cell_step": cells.index(0) if 0 in cells else -1,
         "closest_m": float(np.linalg.norm(positions - goal, axis=1).min()),
         "end_speed": float(np.linalg.norm(last_steps, axis=1).mean()),
         "goal_x": float(goal[0]),

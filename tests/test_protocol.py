@@ -182,6 +182,7 @@ def test_antmaze_progress_reads_the_d4rl_physics_mazes_goal_from_the_env():
     goal = np.array([standing_still["goal_x"], standing_still["goal_y"]])
     assert planner.cells_between(planner.maze.cell_rowcol_to_xy(np.array([3, 1])), goal) == 0
     assert standing_still["closest_m"] > 0.5 and standing_still["end_speed"] < 0.001
+    assert standing_still["goal_cell_step"] == -1  # never in the goal's cell
 
 
 def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():

@@ -248,6 +248,9 @@ def test_antmaze_progress_gives_the_mean_and_the_sampled_actions_a_row_each(tmp_
         ("mean", "1000", "6"),
         ("sampled", "1000", "6"),
     ]
+    for row in episodes:  # a success was in the goal's cell on its way; a step in it lies within the episode
+        goal_cell_step = int(row["goal_cell_step"])
+        assert goal_cell_step >= (0 if float(row["success"]) else -1) and goal_cell_step <= int(row["steps"])
 
 
 def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_after_offline(tmp_path):
