@@ -16,7 +16,8 @@ many failed episodes reached the goal's cell yet never came within the success r
 maze crossed, the last metre missed) and how many ended upright but standing still (under ``STILL`` m a step over
 their last ``LAST_STEPS`` steps: stuck, not lost); ``<out>/antmaze_progress_episodes.csv`` keeps every episode (its
 goal, length, first step in the goal's cell, closest distance in metres, end speed) for further questions: a slow
-policy reaches the goal's cell late, a lost one early or never. ``--task data`` does the data's own tasks instead: the
+policy reaches the goal's cell late, a lost one early or never; ``--time-limit`` gives the episodes more (or fewer)
+steps than the task's own to ask the same. ``--task data`` does the data's own tasks instead: the
 maze, starts and goals the data was collected with (on medium and large a random start and goal each episode), the
 episode ending at the goal within the same limit; a goal-conditioned policy that succeeds there but not on the paper's
 task has learned to walk to goals it saw, not the one long path the paper asks for. Writes ``<out>/antmaze_progress.md``.
@@ -93,6 +94,13 @@ def data_task_env(dataset: minari.MinariDataset) -> gym.Env:
         collection.close()
 
 
+def with_time_limit(env: gym.Env, steps: int) -> gym.Env:
+    """:return: ``env`` made anew from its spec with ``steps`` as its time limit (``env`` is closed)."""
+    limited = gym.make(env.spec, max_episode_steps=steps)
+    env.close()
+    return limited
+
+
 #: Per ``--task``: the env the episodes are done in, its words in the table, and the table's file.
 TASKS = {
     "paper": (lambda dataset: evaluation_env(dataset)[0], "the paper's task", "antmaze_progress.md"),
@@ -156,13 +164,24 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=20)
     parser.add_argument("--task", choices=TASKS, default="paper", help="the paper's task, or the data's own starts and goals")
     parser.add_argument("--actions", choices=ACTIONS, default="mean", help="the policy's mean action, sampled ones, or both")
+    parser.add_argument(
+        "--time-limit",
+        type=int,
+        help="steps an episode may take (default: the task's own, D4RL's); a longer one tells a slow policy from a lost one",
+    )
     parser.add_argument("--out", default="runs/antmaze_progress")
     args = parser.parse_args()
+    if args.time_limit is not None and args.time_limit < 1:
+        raise SystemExit(
+            f"--time-limit {args.time_limit}: give a positive number of steps, or leave it out for the task's own."
+        )
     missing = [model for model in args.models if not Path(model).is_file()]
     if missing:
         raise SystemExit(f"No saved model at {', '.join(missing)}: pass the .zip files that IQL.save wrote.")
     make_env, task, file_name = TASKS[args.task]
     env = make_env(load_minari_dataset(args.dataset))
+    if args.time_limit is not None:
+        env = with_time_limit(env, args.time_limit)
     planner = CellPlanner(env.unwrapped.maze)
     modes = [
         episodes for model in args.models for episodes in model_episodes(env, planner, model, args.episodes, args.actions)

@@ -16,7 +16,7 @@ from stable_baselines3.common.logger import configure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from antmaze_progress import data_task_env, episode_progress
+from antmaze_progress import data_task_env, episode_progress, with_time_limit
 from finetune import table as finetune_table
 from offline import table
 from protocol import RunSpec, collect_rows, data_score, final_scores, infer_domain, read_rows, run, run_together, top_episodes
@@ -183,6 +183,13 @@ def test_antmaze_progress_reads_the_d4rl_physics_mazes_goal_from_the_env():
     assert planner.cells_between(planner.maze.cell_rowcol_to_xy(np.array([3, 1])), goal) == 0
     assert standing_still["closest_m"] > 0.5 and standing_still["end_speed"] < 0.001
     assert standing_still["goal_cell_step"] == -1  # never in the goal's cell
+
+
+def test_antmaze_progress_time_limit_remakes_the_same_task_with_other_steps():
+    env = with_time_limit(gym.make(eval_env_id("umaze")), 30)
+    episode = episode_progress(env, CellPlanner(env.unwrapped.maze), lambda observation: np.zeros(8), seed=1_000)
+    env.close()
+    assert env.spec.id == eval_env_id("umaze") and (episode["steps"], episode["start"], episode["success"]) == (30, 6, 0.0)
 
 
 def test_finetune_table_shows_the_success_rate_beside_the_normalized_return():
