@@ -4,9 +4,11 @@ One page of every committed result, generated from ``benchmarks/results/`` so it
     python benchmarks/results_page.py            # writes docs/results.md
     python benchmarks/results_page.py --check    # fails if docs/results.md is not what the results give
 
-The page opens with one table of every IQL run the protocol runners wrote (``evaluations.csv``): ours offline and
-online beside the paper's numbers and CORL's published ones (``paper_numbers.json``). Then each results folder
-in turn: how it was made (its ``COMMAND.md``: command, machine, date), its tables and its pictures.
+The page opens with Table 2 (``table2/glance.md``: one line a task, its best protocol reached), then the paper's
+Figures 2 and 3, the offline evidence, speed and the studies (``SECTIONS`` says which results folder goes where; a
+folder it does not name is a study), each folder as it was made (its ``COMMAND.md``: command, machine, date), its
+tables and its pictures. It ends with an index of every run the protocol runners wrote (``evaluations.csv``): ours
+offline and online beside the paper's numbers and CORL's published ones (``paper_numbers.json``).
 """
 
 import argparse
@@ -25,6 +27,26 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 PAGE = ROOT / "docs" / "results.md"
 EVALUATION_HEADER = ["algo", "dataset", "seed", "phase", "step"]
+#: The page's sections and the results folders in each, in order; the folders named nowhere are studies.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Table 2": ("table2", "pen_binary_finetune", "adroit_binary_short"),
+    "Figures 2 and 3": ("figure2", "figure3"),
+    "Offline evidence": ("antmaze_d4rl", "peer", "adroit_binary_data", "discrete"),
+    "Speed": ("seeds",),
+}
+#: A section's opening sentence, where it has one.
+INTROS = {
+    "Table 2": "The paper's finetuning table as run here: first one line a task at the protocol it got furthest with "
+    "(mean ± standard error over seeds; AntMaze scored as 100 x the success rate), then every run, its curves, how "
+    "each was made, and a probe note beside every AntMaze row far from the paper's.",
+    "Speed": "speed.py's tables (sb3-iql eager and compiled, d3rlpy and a plain PyTorch loop, on the CPU and on a GPU) "
+    "are on the docs' speed page; a finetuning run's phases are in table2/online_speed.md above. Here: many seeds at once.",
+    "Studies": "What the project measured on its way to the paper's numbers (the docs' studies page tells the story).",
+    "Offline evidence": "Offline-only runs: IQL on the D4RL-physics AntMaze at 300k steps beside BC, a peer library "
+    "(d3rlpy) on the same data, what the Adroit binary data score, and discrete IQL against BC.",
+}
+#: What leads a folder's part, before its ``COMMAND.md`` (Table 2's table at a glance, then the whole table).
+LEADS = {"table2": ("glance.md", "table2.md", "curves.png")}
 
 
 def evaluation_files() -> list[Path]:
@@ -95,20 +117,38 @@ def as_section_text(markdown: str) -> list[str]:
     return lines
 
 
-def folder_sections() -> list[str]:
+def folder_part(folder: Path) -> list[str]:
+    """One results folder: its leading files (``LEADS``), ``COMMAND.md``, its other notes and its pictures."""
+    lines = ["", f"### `{folder.name}`", ""]
+    leads = [folder / name for name in LEADS.get(folder.name, ())]
+    command = folder / "COMMAND.md"
+    notes = sorted(set(folder.rglob("*.md")) - {command, *leads}) + sorted(folder.rglob("*.txt"))
+    pictures = sorted(set(folder.rglob("*.png")) - set(leads))
+    for path in [*leads, *([command] if command.exists() else []), *notes, *pictures]:
+        if path.suffix == ".png":
+            relative = Path("..") / path.relative_to(ROOT)
+            lines += ["", f"![{path.relative_to(RESULTS)}]({relative.as_posix()})", ""]
+            continue
+        if path != command:
+            lines += ["", f"*{path.relative_to(RESULTS)}*", ""]
+        text = path.read_text()
+        lines += ["```", *text.rstrip().splitlines(), "```"] if path.suffix == ".txt" else as_section_text(text)
+    return lines
+
+
+def sections() -> list[str]:
+    """The page's sections in ``SECTIONS``' order, then the studies: every results folder exactly once."""
+    folders = {path.name: path for path in sorted(RESULTS.iterdir()) if path.is_dir()}
+    named = {name for names in SECTIONS.values() for name in names}
+    studies = tuple(name for name in folders if name not in named)
     lines = []
-    for folder in sorted(path for path in RESULTS.iterdir() if path.is_dir()):
-        lines += ["", f"## `{folder.name}`", ""]
-        command = folder / "COMMAND.md"
-        others = sorted(set(folder.rglob("*.md")) - {command}) + sorted(folder.rglob("*.txt"))
-        for path in ([command] if command.exists() else []) + others:
-            if path != command:
-                lines += ["", f"*{path.relative_to(RESULTS)}*", ""]
-            text = path.read_text()
-            lines += ["```", *text.rstrip().splitlines(), "```"] if path.suffix == ".txt" else as_section_text(text)
-        for picture in sorted(folder.rglob("*.png")):
-            relative = Path("..") / picture.relative_to(ROOT)
-            lines += ["", f"![{picture.relative_to(RESULTS)}]({relative.as_posix()})", ""]
+    for title, names in [*SECTIONS.items(), ("Studies", studies)]:
+        lines += ["", f"## {title}", ""]
+        if title in INTROS:
+            lines += [INTROS[title]]
+        for name in names:
+            if name in folders:
+                lines += folder_part(folders[name])
     return lines
 
 
@@ -117,9 +157,11 @@ def page() -> str:
         "# Results",
         "",
         "Every result committed under `benchmarks/results/`, generated from those files by",
-        "`python benchmarks/results_page.py` (a test fails when this page and the files disagree).",
+        "`python benchmarks/results_page.py` (a test fails when this page and the files disagree): Table 2 first, then",
+        "the paper's Figures 2 and 3, the offline evidence, speed, the studies, and an index of every run.",
+        *sections(),
         "",
-        "## IQL runs beside the paper and CORL",
+        "## Index of every run",
         "",
         "Final scores (normalized; AntMaze: 100 x success rate over the evaluation episodes) of every run the",
         "protocol runners wrote, mean ± std over seeds at each seed's last evaluation. The paper's numbers are on",
@@ -128,7 +170,6 @@ def page() -> str:
         "column says how many.",
         "",
         *summary_table(),
-        *folder_sections(),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -201,7 +201,7 @@ def d3rlpy_steps_per_second(obs_dim: int, act_dim: int, steps: int, device: str 
         return None
     command = [
         str(PEER_PYTHON),
-        str(Path(__file__).parent / "d3rlpy_peer.py"),
+        str(Path(__file__).parent / "peers" / "d3rlpy_speed.py"),
         "--obs-dim",
         str(obs_dim),
         "--act-dim",

@@ -6,11 +6,13 @@ per run, committed as they grow) beside the paper's IQL, CORL's published IQL an
 
 Per task: the protocol each run actually ran (offline gradient steps + online environment steps reached, so a
 shortened or unfinished run says so), ours offline -> online on the normalized scale (the last evaluation of each
-phase, mean ± std over seeds), the success rate, the paper's and CORL's numbers, and the mean normalized score of
+phase, mean ± standard error over seeds), the success rate, the paper's and CORL's numbers, and the mean normalized score of
 the dataset's own episodes where the dataset is local; a task of the paper's Table 2 without a run says "not run
-yet". Writes ``table2.md`` and ``curves.png`` (every run's normalized score against total steps, offline and online
+yet". Writes ``table2.md``, ``glance.md`` (one line a task: its best protocol reached, ours beside the paper's,
+with a link to the run's probe note or CSV, written for the README: the links are relative to the repository root)
+and ``curves.png`` (every run's normalized score against total steps, offline and online
 on one axis). The data's scores are recorded in ``data_scores.json`` beside the table, so a machine without a
-dataset keeps its number; ``--readme README.md`` replaces the README's copy of the table.
+dataset keeps its number; ``--readme README.md`` replaces the README's copy of ``glance.md``.
 """
 
 import argparse
@@ -27,6 +29,7 @@ from sb3_iql.data.readers import load_minari_dataset
 
 FULL_PROTOCOL = 1_000_000
 TABLE_START = "| task | protocol run |"  # how the table's header begins
+GLANCE_START = "| task | IQL, ours |"  # how the glance table's header begins (the README's copy)
 
 
 def read_runs(paths: list[str]) -> list[dict]:
@@ -74,14 +77,14 @@ def group_by_protocol(rows: list[dict]) -> dict[tuple[str, tuple[int, int]], lis
 
 
 def last_scores(runs: list[list[dict]], field: str, scale: float = 1.0) -> str:
-    """:return: ``"offline → online"``: each phase's last evaluation of ``field``, mean ± std over the runs."""
+    """:return: ``"offline → online"``: each phase's last evaluation of ``field``, mean ± standard error over the runs."""
     phases = [
         [scale * value for run in runs for seeds in final_scores(run, phase, field).values() for value in seeds.values()]
         for phase in ("offline", "online")
     ]
     if all(math.isnan(value) for values in phases for value in values):
         return "-"
-    return f"{mean_std(phases[0])} → {mean_std(phases[1])}"
+    return f"{mean_std(phases[0], standard_error=True)} → {mean_std(phases[1], standard_error=True)}"
 
 
 def published(table: str, name: str | None) -> str:
@@ -133,13 +136,55 @@ def table(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]], data: dic
     return lines
 
 
+def best_protocols(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]]) -> dict[str, tuple[tuple[int, int], list]]:
+    """:return: Per task, the protocol that went furthest (the paper's whole protocol first, then one that reached its
+    online phase, then the most steps of its shorter phase, then of both, then the most seeds) and its runs."""
+
+    def rank(steps: tuple[int, int], runs: list) -> tuple:
+        return min(steps) >= FULL_PROTOCOL, steps[1] > 0, min(steps), sum(steps), len(runs)
+
+    best: dict[str, tuple[tuple[int, int], list]] = {}
+    for (dataset, steps), runs in groups.items():
+        name = paper_name(dataset) or dataset
+        if name not in best or rank(steps, runs) > rank(*best[name]):
+            best[name] = (steps, runs)
+    return best
+
+
+def details_link(runs: list[list[dict]]) -> str:
+    """:return: A markdown link to the runs' probe note (``<run>_probe.md`` beside their CSV) or else to the first CSV."""
+    csv_path = Path(sorted(run[0]["run"] for run in runs)[0])
+    probe = csv_path.with_name(csv_path.name.split("_seed")[0] + "_probe.md")
+    target = probe if probe.exists() else csv_path
+    return f"[{'probe note' if probe.exists() else 'rows'}]({target.as_posix()})"
+
+
+def glance(groups: dict[tuple[str, tuple[int, int]], list[list[dict]]]) -> list[str]:
+    """:return: The markdown lines of the table at a glance: one line a task of the paper's Table 2, its best protocol."""
+    lines = [
+        f"{GLANCE_START} IQL, paper | protocol reached | seeds | details |",
+        "|---|---|---|---|---|---|",
+    ]
+    best = best_protocols(groups)
+    for name in [*PAPER["table2"], *sorted(set(best) - set(PAPER["table2"]))]:
+        if name not in best:
+            lines.append(f"| {name} | not run yet | {published('table2', name)} | - | 0 | - |")
+            continue
+        steps, runs = best[name]
+        lines.append(
+            f"| {name} | {last_scores(runs, 'normalized_score')} | {published('table2', name)} | {steps_label(steps)} "
+            f"| {len(runs)} | {details_link(runs)} |"
+        )
+    return lines
+
+
 def table_span(readme: Path) -> tuple[list[str], int, int]:
-    """:return: The lines of ``readme`` and where its copy of the table starts and ends; an error if it has none."""
+    """:return: The lines of ``readme`` and where its copy of the glance table starts and ends; an error if it has none."""
     text = readme.read_text().splitlines()
-    start = next((index for index, line in enumerate(text) if line.startswith(TABLE_START)), None)
+    start = next((index for index, line in enumerate(text) if line.startswith(GLANCE_START)), None)
     if start is None:
         raise SystemExit(
-            f"{readme} has no table starting with {TABLE_START!r}: paste benchmarks/results/table2/table2.md there once."
+            f"{readme} has no table starting with {GLANCE_START!r}: paste benchmarks/results/table2/glance.md there once."
         )
     end = next((index for index in range(start, len(text)) if not text[index].startswith("|")), len(text))
     return text, start, end
@@ -159,9 +204,11 @@ def main() -> None:
     readme = table_span(args.readme) if args.readme else None  # checked before anything is written
     lines = table(groups, data_scores({dataset for dataset, _ in groups}, Path(args.out) / "data_scores.json"))
     write_markdown(args.out, "table2.md", lines)
+    at_a_glance = glance(groups)
+    write_markdown(args.out, "glance.md", at_a_glance)
     if readme:
         text, start, end = readme
-        args.readme.write_text("\n".join(text[:start] + lines + text[end:]) + "\n")
+        args.readme.write_text("\n".join(text[:start] + at_a_glance + text[end:]) + "\n")
         print(f"Wrote the table into {args.readme}")
     plot_curves(Path(args.out) / "curves.png", rows, "Table 2 runs: offline, then online (dashed: 1M)", boundary=FULL_PROTOCOL)
     print(f"Wrote {Path(args.out) / 'curves.png'}")

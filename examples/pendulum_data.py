@@ -49,6 +49,7 @@ def make_dataset(n_episodes: int = 60, seed: int = 0) -> minari.MinariDataset:
         DATASET_ID,
         episodes,
         env=env,
+        eval_env=env,
         algorithm_name="swing-up controller (half the episodes) and random actions (the other half)",
         author="sb3-iql",
         author_email="sb3-iql@users.noreply.github.com",

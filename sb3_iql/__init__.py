@@ -7,7 +7,7 @@ from sb3_iql.data.readers import load_offline_data
 from sb3_iql.data.writers import write_minari_dataset
 from sb3_iql.iql import IQL, CnnPolicy, IQLPolicy, MlpPolicy, MultiInputPolicy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "IQL",

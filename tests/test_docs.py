@@ -31,3 +31,12 @@ def test_the_results_page_is_generated_from_the_committed_results():
         [sys.executable, str(ROOT / "benchmarks" / "results_page.py"), "--check"], capture_output=True, text=True
     )
     assert checked.returncode == 0, checked.stderr + checked.stdout
+
+
+def test_the_results_page_opens_with_table2_and_shows_every_results_folder_once():
+    page = (ROOT / "docs" / "results.md").read_text()
+    sections = [line for line in page.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Table 2" and sections[-1] == "## Index of every run"
+    folders = sorted(path.name for path in (ROOT / "benchmarks" / "results").iterdir() if path.is_dir())
+    shown = sorted(line[len("### `") : -1] for line in page.splitlines() if line.startswith("### `"))
+    assert shown == folders

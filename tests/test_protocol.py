@@ -15,6 +15,7 @@ from gymnasium_robotics.envs.maze import maps
 from stable_baselines3.common.logger import configure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "diagnostics"))
 
 from antmaze_progress import data_task_env, episode_progress, with_time_limit
 from finetune import table as finetune_table
@@ -63,7 +64,7 @@ def test_runs_log_the_update_statistics_offline_and_the_episodes_online(tmp_path
     assert np.isfinite(float(offline[0]["train/mean_q"])) and np.isfinite(float(offline[0]["train/actor_loss"]))
     assert [int(row["time/total_timesteps"]) for row in online] == [200]
     assert float(online[0]["rollout/ep_rew_mean"]) < 0  # Pendulum's rewards are costs
-    # What benchmarks/training_log.py reports of them:
+    # What benchmarks/diagnostics/training_log.py reports of them:
     per_evaluation = interval_rows(finetune.directory, log_rows(finetune.directory))
     assert [(row["phase"], row["step"]) for row in per_evaluation] == [("offline", 4), ("online", 204)]
     assert all(np.isfinite(row["train/mean_q"]) for row in per_evaluation)

@@ -1,6 +1,8 @@
 """Hour-long runs fail before their first step, never train on NaN, and odd or damaged files are clear errors."""
 
+import importlib
 import pickle
+import zipfile
 
 import gymnasium as gym
 import h5py
@@ -10,6 +12,7 @@ import pytest
 import torch as th
 from conftest import rollout_episodes, small_iql
 from minari.data_collector.episode_buffer import EpisodeBuffer
+from stable_baselines3 import SAC
 from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 
 from sb3_iql import IQL
@@ -375,3 +378,65 @@ def test_a_resumed_model_saved_again_before_it_learns_still_resumes_bit_for_bit(
     uninterrupted = IQL("MlpPolicy", None, seed=0, batch_size=32, device="cpu", policy_kwargs=POLICY_KWARGS)
     uninterrupted.learn_offline(arrays, total)
     _assert_same_training_state(resumed, uninterrupted)
+
+
+# -- foreign and mismatched files: what the file holds, and what to call instead -------------------
+FOREIGN = {
+    "SAC": ("stable_baselines3", "Pendulum-v1"),
+    "TD3": ("stable_baselines3", "Pendulum-v1"),
+    "DDPG": ("stable_baselines3", "Pendulum-v1"),
+    "PPO": ("stable_baselines3", "CartPole-v1"),
+    "A2C": ("stable_baselines3", "CartPole-v1"),
+    "DQN": ("stable_baselines3", "CartPole-v1"),
+    "TQC": ("sb3_contrib", "Pendulum-v1"),
+    "TRPO": ("sb3_contrib", "CartPole-v1"),
+    "QRDQN": ("sb3_contrib", "CartPole-v1"),
+}
+
+
+@pytest.mark.parametrize("algorithm", sorted(FOREIGN))
+def test_another_algorithms_model_is_a_clear_error_naming_it(algorithm, tmp_path):
+    package, env_id = FOREIGN[algorithm]
+    algorithm_class = getattr(importlib.import_module(package), algorithm)
+    algorithm_class("MlpPolicy", env_id, policy_kwargs=dict(net_arch=[8]), device="cpu").save(tmp_path / "foreign")
+    with pytest.raises(ValueError, match=rf"holds a {algorithm} model .* Load it with {package}\.{algorithm}\.load\(path\)"):
+        IQL.load(tmp_path / "foreign")
+
+
+def test_a_file_that_is_no_sb3_model_is_a_clear_error(tmp_path):
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("results.csv", "step,score\n")
+    with pytest.raises(ValueError, match=r"zip archive but not a Stable-Baselines3 model: it holds results\.csv"):
+        IQL.load(tmp_path / "other.zip")
+    (tmp_path / "notes.zip").write_text("not a zip")
+    with pytest.raises(ValueError, match="not a model file: SB3 saves models as zip archives"):
+        IQL.load(tmp_path / "notes.zip")
+
+
+def test_a_foreign_replay_buffer_is_a_clear_error_and_changes_nothing(pendulum_dataset, tmp_path):
+    model = small_iql(None)
+    model.load_dataset(pendulum_dataset)
+    buffer = model.replay_buffer
+    # Another algorithm's buffer (SB3's ReplayBuffer, from SAC on the same env): to be passed as data.
+    sac = SAC("MlpPolicy", gym.make("Pendulum-v1"), learning_starts=10, buffer_size=100, device="cpu")
+    sac.learn(20)
+    sac.save_replay_buffer(tmp_path / "sac_buffer")
+    with pytest.raises(ValueError, match=r"an SB3 ReplayBuffer .* pass it as data .*buffer is unchanged"):
+        model.load_replay_buffer(tmp_path / "sac_buffer")
+    assert model.replay_buffer is buffer and buffer.size() == 400
+    # IQL's own buffer of another env's spaces.
+    other = small_iql(gym.make("MountainCarContinuous-v0"))
+    other.learn(5)
+    other.save_replay_buffer(tmp_path / "other_buffer")
+    with pytest.raises(ValueError, match=r"other observations than the model's \(buffer shape \(2,\) != model shape \(3,\)\)"):
+        model.load_replay_buffer(tmp_path / "other_buffer")
+    assert model.replay_buffer is buffer
+    # A pickle that is no buffer at all.
+    (tmp_path / "numbers.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(ValueError, match="holds no replay buffer"):
+        model.load_replay_buffer(tmp_path / "numbers.pkl")
+    assert model.replay_buffer is buffer
+    # Its own buffer still loads.
+    model.save_replay_buffer(tmp_path / "own")
+    model.load_replay_buffer(tmp_path / "own")
+    assert model.replay_buffer.size() == 400

@@ -1,6 +1,7 @@
 """Every script in examples/ and benchmarks/ runs end to end at a tiny size, so none can break unnoticed."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -14,12 +15,22 @@ from conftest import needs_shared, small_iql
 from sb3_iql.datasets.adroit import dapg_policy_file
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = sorted(str(path.relative_to(ROOT)) for folder in ("examples", "benchmarks") for path in (ROOT / folder).glob("*.py"))
-# Scripts another script runs for it (d3rlpy_peer.py in d3rlpy's own environment, from speed.py) or that only
-# provide functions to the others.
-NOT_RUN_ALONE = {"benchmarks/d3rlpy_peer.py": "speed.py runs it in benchmarks/.venv-d3rlpy, with d3rlpy installed"}
+PAPER_TABLE2 = json.loads((ROOT / "benchmarks" / "paper_numbers.json").read_text())["table2"]
+SCRIPTS = sorted(
+    str(path.relative_to(ROOT))
+    for folder in ("examples", "benchmarks", "benchmarks/diagnostics", "benchmarks/peers")
+    for path in (ROOT / folder).glob("*.py")
+)
+# Scripts another script runs for it, in d3rlpy's own environment (benchmarks/.venv-d3rlpy).
+NOT_RUN_ALONE = {
+    "benchmarks/peers/d3rlpy_speed.py": "speed.py runs it in benchmarks/.venv-d3rlpy, with d3rlpy installed",
+    "benchmarks/peers/d3rlpy_iql.py": "peer.py runs it in benchmarks/.venv-d3rlpy, with d3rlpy installed",
+}
+D3RLPY_PYTHON = ROOT / "benchmarks" / ".venv-d3rlpy" / "bin" / "python"
+# Scripts that need d3rlpy's own environment to run at all.
+NEEDS_D3RLPY = {"benchmarks/peer.py"}
 # Scripts whose tiny command reads a real source file from ../shared/data (absent from a user's clone).
-NEEDS_SHARED = {"benchmarks/binary_data.py": dapg_policy_file("pen")}
+NEEDS_SHARED = {"benchmarks/diagnostics/binary_data.py": dapg_policy_file("pen")}
 
 
 def run(script: str, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
@@ -125,7 +136,10 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             {},
         ),
         "benchmarks/results_page.py": (["--out", str(tmp / "results.md")], {}),
-        "benchmarks/seeds.py": (["--seeds", "2", "--steps", "4", "--eval-episodes", "1", "--out", str(tmp / "seeds")], {}),
+        "benchmarks/diagnostics/seeds.py": (
+            ["--seeds", "2", "--steps", "4", "--eval-episodes", "1", "--out", str(tmp / "seeds")],
+            {},
+        ),
         "benchmarks/offline.py": (
             [pendulum, "--offline-steps", "4", "--eval-freq", "2", "--algos", "iql", "bc", *protocol],
             {},
@@ -134,24 +148,27 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             [pendulum, "--offline-steps", "4", "--online-steps", "4", "--eval-freq", "2", *protocol],
             {},
         ),
-        "benchmarks/antmaze_data.py": (
+        "benchmarks/diagnostics/antmaze_data.py": (
             ["sb3-iql/antmaze/umaze-v1", "--planner-episodes", "1", "--out", str(tmp / "data")],
             umaze,
         ),
-        "benchmarks/antmaze_progress.py": (
+        "benchmarks/diagnostics/antmaze_progress.py": (
             ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--out", str(tmp / "progress")],
             umaze,
         ),
-        "benchmarks/critic_probe.py": (
+        "benchmarks/diagnostics/critic_probe.py": (
             ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--samples", "64", "--labels", "tiny", "--out", str(tmp / "probe")],
             umaze,
         ),
-        "benchmarks/online_speed.py": (
+        "benchmarks/diagnostics/online_speed.py": (
             [pendulum, "--threads", "1", "--offline-steps", "5", "--online-steps", "20", "--warm-up", "5", "--no-compile"],
             {},
         ),
-        "benchmarks/binary_data.py": (["--tasks", "pen", "--expert-episodes", "1", "--out", str(tmp / "binary")], {}),
-        "benchmarks/discrete.py": (
+        "benchmarks/diagnostics/binary_data.py": (
+            ["--tasks", "pen", "--expert-episodes", "1", "--out", str(tmp / "binary")],
+            {},
+        ),
+        "benchmarks/diagnostics/discrete.py": (
             [
                 "--tasks",
                 "cartpole",
@@ -168,11 +185,15 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             ],
             {},
         ),
-        "benchmarks/ant_gain.py": (["--gains", "0.5", "--episodes", "1", "--out", str(tmp / "gain")], {}),
+        "benchmarks/diagnostics/ant_gain.py": (["--gains", "0.5", "--episodes", "1", "--out", str(tmp / "gain")], {}),
         "benchmarks/table2.py": ([str(table2_rows(tmp)), "--out", str(tmp / "table2")], {}),
+        "benchmarks/peer.py": (
+            [pendulum, "--steps", "4", "--eval-freq", "2", "--eval-episodes", "1", "--seeds", "1", "--out", str(tmp / "peer")],
+            {},
+        ),
         "benchmarks/figure3.py": ([str(figure3_rows(tmp)), "--out", str(tmp / "figure3")], {}),
-        "benchmarks/training_log.py": ([str(logged_run(tmp)), "--out", str(tmp / "training")], {}),
-        "benchmarks/ant_controller.py": (
+        "benchmarks/diagnostics/training_log.py": ([str(logged_run(tmp)), "--out", str(tmp / "training")], {}),
+        "benchmarks/diagnostics/ant_controller.py": (
             ["--trials", "1", "--maze-episodes", "1", "--workdir", str(tmp / "ant"), "--out", str(tmp / "ant_out")],
             {},
         ),
@@ -185,6 +206,8 @@ def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, um
         pytest.skip(NOT_RUN_ALONE[script])
     if script in NEEDS_SHARED:
         needs_shared(NEEDS_SHARED[script])
+    if script in NEEDS_D3RLPY and not D3RLPY_PYTHON.exists():
+        pytest.skip(f"{script} trains d3rlpy in {D3RLPY_PYTHON.parent.parent}: make it as benchmarks/README.md says")
     umaze_root = minari_root(umaze_dataset)
     commands = tiny_commands(tmp_path, pendulum_dataset.spec.dataset_id, umaze_root, umaze_model)
     assert script in commands, f"{script} has no tiny command in tests/test_scripts.py: add one"
@@ -200,11 +223,18 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
     )
     (tmp_path / "data_scores.json").write_text('{"sb3-iql/pen/binary-v1": 54.3}')  # recorded where the data was local
     readme = tmp_path / "README.md"
-    readme.write_text("Intro\n\n| task | protocol run | seeds | old |\n|---|\n| pen-binary-v0 | old |\n\nAfter\n")
+    readme.write_text("Intro\n\n| task | IQL, ours | seeds | old |\n|---|\n| pen-binary-v0 | old |\n\nAfter\n")
     args = (str(table2_rows(tmp_path)), str(shorter), "--out", str(tmp_path))
     run("benchmarks/table2.py", *args, "--readme", str(readme), cwd=tmp_path)
     table = (tmp_path / "table2.md").read_text()
-    assert readme.read_text() == "Intro\n\n" + table + "\nAfter\n"  # the README's copy replaced, the rest kept
+    at_a_glance = (tmp_path / "glance.md").read_text()
+    assert readme.read_text() == "Intro\n\n" + at_a_glance + "\nAfter\n"  # the README's copy replaced, the rest kept
+    glance_rows = {line.split("|")[1].strip(): line for line in at_a_glance.splitlines()[2:]}
+    assert list(glance_rows)[:6] == [name for name in PAPER_TABLE2][:6]  # the paper's tasks in its order
+    pen = [cell.strip() for cell in glance_rows["pen-binary-v0"].strip("|").split("|")]
+    assert pen[1:5] == ["40.0 → 70.0", "37.4 → 60.7", "0k + 0k", "1"]  # the protocol that went furthest, not the seeds' count
+    assert pen[5].startswith("[rows](") and pen[5].endswith(".csv)")
+    assert glance_rows["antmaze-large-play-v0"].startswith("| antmaze-large-play-v0 | not run yet | 25.5 → 46.0 | - | 0 |")
     rows = [line for line in table.splitlines() if line.startswith("| pen-binary")]
     shorter_cells, cells = ([cell.strip() for cell in row.strip("|").split("|")] for row in rows)
     assert cells[3] == "54.3"  # the dataset is not on this machine: its recorded score
@@ -224,14 +254,14 @@ def test_table2_gives_each_task_the_protocol_it_reached_beside_the_papers(tmp_pa
         capture_output=True,
         text=True,
     )
-    assert failed.returncode != 0 and "paste benchmarks/results/table2/table2.md there once" in failed.stderr
+    assert failed.returncode != 0 and "paste benchmarks/results/table2/glance.md there once" in failed.stderr
     assert readme.read_text() == "No table here\n"
 
 
 def test_antmaze_progress_gives_the_mean_and_the_sampled_actions_a_row_each(tmp_path, umaze_dataset, umaze_model):
     umaze = {"MINARI_DATASETS_PATH": minari_root(umaze_dataset)}
     args = ("sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--actions", "both", "--out", str(tmp_path))
-    run("benchmarks/antmaze_progress.py", *args, env=umaze, cwd=tmp_path)
+    run("benchmarks/diagnostics/antmaze_progress.py", *args, env=umaze, cwd=tmp_path)
     rows = [line for line in (tmp_path / "antmaze_progress.md").read_text().splitlines() if str(umaze_model) in line]
     assert [row.split("|")[2].strip() for row in rows] == ["mean", "sampled"]
     assert all(row.split("|")[4].strip() == "6.0" for row in rows)  # the same start, six cells around the U
@@ -254,7 +284,15 @@ def test_antmaze_progress_gives_the_mean_and_the_sampled_actions_a_row_each(tmp_
 
 
 def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_after_offline(tmp_path):
-    run("benchmarks/training_log.py", str(logged_run(tmp_path)), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    run(
+        "benchmarks/diagnostics/training_log.py",
+        str(logged_run(tmp_path)),
+        "--name",
+        "pen",
+        "--out",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
     rows = [line for line in (tmp_path / "pen_training.md").read_text().splitlines()[2:]]
     cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
     assert [row[:4] for row in cells] == [
@@ -269,18 +307,61 @@ def test_training_log_averages_each_evaluation_interval_and_puts_online_steps_af
 
 def test_training_log_keeps_the_rows_it_wrote_for_evaluations_whose_logs_are_gone(tmp_path):
     run_folder = logged_run(tmp_path)
-    run("benchmarks/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    run("benchmarks/diagnostics/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
     before = (tmp_path / "pen_training.md").read_text()
     for stretch in ("offline-from-0", "offline-from-2"):  # a wiped machine: the offline phase's logs did not come back
         shutil.rmtree(run_folder / "logs" / stretch)
-    run("benchmarks/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    run("benchmarks/diagnostics/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
     assert (tmp_path / "pen_training.md").read_text() == before
     (tmp_path / "pen_training.md").unlink()  # with no earlier log, those rows say they have no statistics
-    run("benchmarks/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
+    run("benchmarks/diagnostics/training_log.py", str(run_folder), "--name", "pen", "--out", str(tmp_path), cwd=tmp_path)
     rows = (tmp_path / "pen_training.md").read_text().splitlines()[2:]
     assert [row.strip("| ").split(" | ")[6] for row in rows] == ["-", "-", "6.000"]
 
 
 def test_the_readme_shows_the_committed_table2():
-    committed = (ROOT / "benchmarks" / "results" / "table2" / "table2.md").read_text().strip()
-    assert committed in (ROOT / "README.md").read_text(), "copy benchmarks/results/table2/table2.md into the README"
+    committed = (ROOT / "benchmarks" / "results" / "table2" / "glance.md").read_text().strip()
+    assert committed in (ROOT / "README.md").read_text(), "copy benchmarks/results/table2/glance.md into the README"
+
+
+def test_peer_resumes_from_its_kept_checkpoint_where_the_run_folder_is_gone(tmp_path, pendulum_dataset):
+    if not D3RLPY_PYTHON.exists():
+        pytest.skip(f"peer.py trains d3rlpy in {D3RLPY_PYTHON.parent.parent}: make it as benchmarks/README.md says")
+    args = [pendulum_dataset.spec.dataset_id, "--steps", "4", "--eval-freq", "2", "--eval-episodes", "1", "--seeds", "1"]
+    args += ["--out", str(tmp_path / "out"), "--keep", str(tmp_path / "keep")]
+    run("benchmarks/peer.py", *args, "--steps", "2", cwd=tmp_path)  # the first stretch, then the session ends
+    shutil.rmtree(tmp_path / "out")  # and the disk with it
+    run("benchmarks/peer.py", *args, cwd=tmp_path)
+    run_folder = next((tmp_path / "out" / "runs" / "d3rlpy-iql").glob("*/seed0"))
+    assert sorted(path.name for path in run_folder.glob("policy_*.pt")) == ["policy_4.pt"]  # only the second stretch trained
+    with open(tmp_path / "out" / "peer" / "evaluations.csv") as file:
+        assert [row["step"] for row in csv.DictReader(file)] == ["2", "4"]
+    kept = json.loads(next((tmp_path / "keep").glob("*.json")).read_text())
+    assert kept["state"]["steps"] == 4 and len(kept["rows"]) == 2
+
+
+def test_the_first_run_prints_the_table_and_progress_bars_and_nothing_else(tmp_path):
+    quiet = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sb3_iql, sb3_iql.datasets"], env=quiet, capture_output=True, text=True
+    )
+    assert imported.returncode == 0 and imported.stdout == imported.stderr == "", imported.stderr
+    args = ["--steps", "20", "--eval-episodes", "1", "--plot", str(tmp_path / "curves.png")]
+    example = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "offline.py"), *args], cwd=tmp_path, env=quiet, capture_output=True, text=True
+    )
+    assert example.returncode == 0, example.stderr[-3000:]
+    assert example.stderr == ""  # the dataset is built here too: Minari says nothing either
+    assert "warn" not in example.stdout.lower() and "| IQL          |" in example.stdout
+
+
+def test_peer_compare_puts_both_libraries_side_by_side_at_each_step(tmp_path):
+    header = "algo,dataset,seed,phase,step,normalized_score,mean_reward,success_rate\n"
+    (tmp_path / "peer.csv").write_text(header + "d3rlpy-iql,d,0,offline,50,10.0,0,0.1\nd3rlpy-iql,d,1,offline,50,30.0,0,0.3\n")
+    (tmp_path / "ours.csv").write_text(
+        header + "iql,d,0,offline,50,40.0,0,0.4\niql,d,1,offline,50,50.0,0,0.5\niql,d,0,offline,100,60.0,0,0.6\n"
+    )
+    run("benchmarks/peer.py", "--compare", str(tmp_path / "peer.csv"), str(tmp_path / "ours.csv"), cwd=tmp_path)
+    lines = (tmp_path / "peer.md").read_text().splitlines()
+    assert lines[2] == "| d | 50 | 40 / 50 | 45.0 ± 5.0 | 10 / 30 | 20.0 ± 10.0 | -25.0 |"
+    assert lines[3] == "| d | 100 | 60 | 60.0 | - | - | - |"

@@ -53,13 +53,18 @@ def final_scores(
     return scores
 
 
-def mean_std(values: Sequence[float]) -> str:
-    """``"mean ± std"`` over seeds; a single seed's score alone (a spread of one seed is no spread); ``"-"`` if none."""
+def mean_std(values: Sequence[float], standard_error: bool = False) -> str:
+    """
+    ``"mean ± std"`` over seeds, or with ``standard_error`` ``"mean ± standard error"`` (the std with one degree of
+    freedom less, over the square root of the seeds: for two seeds the same number); a single seed's score alone (a
+    spread of one seed is no spread); ``"-"`` if none.
+    """
     if len(values) == 0:
         return "-"
     if len(values) == 1:
         return f"{values[0]:.1f}"
-    return f"{np.mean(values):.1f} ± {np.std(values):.1f}"
+    spread = np.std(values, ddof=1) / math.sqrt(len(values)) if standard_error else np.std(values)
+    return f"{np.mean(values):.1f} ± {spread:.1f}"
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:

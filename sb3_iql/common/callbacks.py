@@ -8,6 +8,7 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, ProgressBarCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.type_aliases import PolicyPredictor
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_iql.common.wrappers import RecordSuccess
@@ -19,6 +20,56 @@ def make_eval_env(env: Union[gym.Env, VecEnv]) -> VecEnv:
     if isinstance(env, VecEnv):
         return env
     return DummyVecEnv([lambda: Monitor(RecordSuccess(env))])
+
+
+def evaluate_episodes(
+    policy: PolicyPredictor,
+    eval_env: VecEnv,
+    n_eval_episodes: int,
+    deterministic: bool = True,
+    dataset: minari.MinariDataset | None = None,
+    score_success: bool = False,
+) -> dict[str, float]:
+    """
+    Run ``n_eval_episodes`` of ``policy`` and summarize them as ``IQLEvalCallback`` logs them.
+
+    :param policy: Anything with SB3's ``predict()`` (a model, a policy, a saved policy behind that method)
+    :param eval_env: The env (``make_eval_env``)
+    :param n_eval_episodes: Episodes to run
+    :param deterministic: Act with the mean action
+    :param dataset: The Minari dataset whose reference scores normalize returns (optional)
+    :param score_success: Report 100 x the success rate as ``normalized_score`` (the paper's AntMaze score)
+    :return: ``mean_reward``, ``std_reward``, ``mean_ep_length``, and where known ``success_rate`` and
+        ``normalized_score``
+    """
+    successes: list[bool] = []
+
+    def record_success(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
+        if locals_["done"] and "is_success" in locals_["info"]:
+            successes.append(bool(locals_["info"]["is_success"]))
+
+    returns, lengths = evaluate_policy(
+        policy,
+        eval_env,
+        n_eval_episodes=n_eval_episodes,
+        deterministic=deterministic,
+        return_episode_rewards=True,
+        callback=record_success,
+    )
+    result = {
+        "mean_reward": float(np.mean(returns)),
+        "std_reward": float(np.std(returns)),
+        "mean_ep_length": float(np.mean(lengths)),
+    }
+    if successes:
+        result["success_rate"] = float(np.mean(successes))
+    if score_success:
+        if not successes:
+            raise ValueError("score_success needs an evaluation env that reports info['success'] (AntMaze does).")
+        result["normalized_score"] = 100.0 * sum(successes) / len(successes)  # 7.0, not 100 * 0.07 = 7.000000000000001
+    elif dataset is not None and (scores := normalized_score(dataset, np.asarray(returns))) is not None:
+        result["normalized_score"] = float(np.mean(scores))
+    return result
 
 
 class IQLEvalCallback(BaseCallback):
@@ -66,34 +117,10 @@ class IQLEvalCallback(BaseCallback):
 
     def evaluate(self) -> dict[str, float]:
         """Run one evaluation now, log it and return its summary."""
-        successes: list[bool] = []
-
-        def record_success(locals_: dict[str, Any], _globals: dict[str, Any]) -> None:
-            if locals_["done"] and "is_success" in locals_["info"]:
-                successes.append(bool(locals_["info"]["is_success"]))
-
-        returns, lengths = evaluate_policy(
-            self.model,
-            self.eval_env,
-            n_eval_episodes=self.n_eval_episodes,
-            deterministic=self.deterministic,
-            return_episode_rewards=True,
-            callback=record_success,
+        result = evaluate_episodes(
+            self.model, self.eval_env, self.n_eval_episodes, self.deterministic, self.dataset, self.score_success
         )
-        result = {
-            "timesteps": float(self.num_timesteps),
-            "mean_reward": float(np.mean(returns)),
-            "std_reward": float(np.std(returns)),
-            "mean_ep_length": float(np.mean(lengths)),
-        }
-        if successes:
-            result["success_rate"] = float(np.mean(successes))
-        if self.score_success:
-            if not successes:
-                raise ValueError("score_success needs an evaluation env that reports info['success'] (AntMaze does).")
-            result["normalized_score"] = 100.0 * sum(successes) / len(successes)  # 7.0, not 100 * 0.07 = 7.000000000000001
-        elif self.dataset is not None and (scores := normalized_score(self.dataset, np.asarray(returns))) is not None:
-            result["normalized_score"] = float(np.mean(scores))
+        result["timesteps"] = float(self.num_timesteps)
         self.evaluations.append(result)
         for key, value in result.items():
             if key != "timesteps":

@@ -1,9 +1,11 @@
 """An SB3 off-policy algorithm that also trains from offline data: ``learn_offline`` beside SB3's ``learn``."""
 
+import json
 import math
 import os
 import pathlib
 import pickle
+import re
 import time
 import warnings
 import zipfile
@@ -15,6 +17,7 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from gymnasium.utils import EzPickle
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.env_util import is_wrapped
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -530,20 +533,53 @@ class OfflineOffPolicyAlgorithm(OffPolicyAlgorithm):
     def load(cls, path, env=None, device="auto", custom_objects=None, print_system_info=False, force_reset=True, **kwargs):  # type: ignore[no-untyped-def]
         """SB3's ``load``; a truncated or corrupt file is a clear error. Model files are pickles: load only files you trust."""
         if isinstance(path, (str, os.PathLike)):
-            _check_model_file(final_path(path, "zip"))
+            _check_model_file(final_path(path, "zip"), cls.__name__)
         model = super().load(path, env, device, custom_objects, print_system_info, force_reset, **kwargs)
         model._resume_rng = True
         return model
 
     def load_replay_buffer(self, path, truncate_last_traj: bool = True) -> None:  # type: ignore[no-untyped-def]
-        """SB3's ``load_replay_buffer``; a truncated or corrupt file is a clear error and leaves the model's buffer as it was."""
+        """
+        SB3's ``load_replay_buffer``. A truncated or corrupt file, a file that holds no replay buffer, another algorithm's
+        buffer (SB3's ``ReplayBuffer``: pass it to ``learn_offline`` as data instead) or a buffer of other spaces than the
+        model's is a clear error, and leaves the model's buffer as it was.
+        """
+        previous = self.replay_buffer
         try:
             super().load_replay_buffer(path, truncate_last_traj)
         except (EOFError, pickle.UnpicklingError) as error:
+            self.replay_buffer = previous
             raise ValueError(
                 f"{path} is not a complete replay buffer file ({error!r}): it is truncated or corrupt; the model's buffer "
                 "is unchanged. Load an earlier checkpoint's buffer."
             ) from error
+        except AssertionError as error:  # SB3 asserts the unpickled object is a ReplayBuffer
+            self.replay_buffer = previous
+            raise ValueError(f"{path} holds no replay buffer; the model's buffer is unchanged. {_WHAT_TO_LOAD}") from error
+        problem = self._foreign_buffer_problem(self.replay_buffer)
+        if problem is not None:
+            self.replay_buffer = previous
+            raise ValueError(f"{path} holds {problem}; the model's buffer is unchanged.")
+
+    def _foreign_buffer_problem(self, buffer: ReplayBuffer) -> str | None:
+        """:return: What makes a loaded buffer unusable as this model's own (its class, its spaces), or None."""
+        name = type(buffer).__name__
+        if not isinstance(buffer, TensorReplayBuffer):
+            return (
+                f"an SB3 {name} (another algorithm's, such as SAC's), not {type(self).__name__}'s own buffer: to train on "
+                "what it holds, pass it as data (model.learn_offline(buffer) or model.load_dataset(buffer), the buffer "
+                "loaded with its own algorithm's load_replay_buffer)"
+            )
+        for what, model_space, buffer_space in (
+            ("observation", self.observation_space, buffer.observation_space),
+            ("action", self.action_space, buffer.action_space),
+        ):
+            if model_space is not None and (mismatch := space_mismatch(buffer_space, model_space, what="buffer")):
+                return (
+                    f"a replay buffer of other {what}s than the model's ({mismatch}): it was saved by a model of another "
+                    "env; load it into a model made for that env"
+                )
+        return None
 
     def save_replay_buffer(self, path) -> None:  # type: ignore[no-untyped-def]
         """SB3's ``save_replay_buffer``, written to a temporary file and renamed over ``path``."""
@@ -566,13 +602,46 @@ def set_random_state(state: dict) -> None:
         th.cuda.set_rng_state_all(state["cuda"])
 
 
-def _check_model_file(path: pathlib.Path) -> None:
-    """Raise a clear error if a model zip is truncated or corrupt (every member's CRC is read), before SB3 opens it."""
+_WHAT_TO_LOAD = (
+    "A model loads from the .zip that model.save() wrote, a replay buffer from the .pkl of model.save_replay_buffer() "
+    "(model.load_replay_buffer); Minari datasets, arrays and other algorithms' buffers go to model.learn_offline."
+)
+#: The package folders of SB3's and sb3-contrib's algorithms that are not named as their class is.
+_ALGORITHM_CLASSES = {
+    "ppo_recurrent": "RecurrentPPO",
+    "recurrent": "RecurrentPPO",
+    "ppo_mask": "MaskablePPO",
+    "maskable": "MaskablePPO",
+    "crossq": "CrossQ",
+}
+
+
+def _check_model_file(path: pathlib.Path, algorithm: str) -> None:
+    """
+    Raise a clear error, before SB3 opens the file, if it is not a complete model of this library: not a zip at all, a
+    zip that is not SB3's, a truncated or corrupt one (every member's CRC is read), or another algorithm's model.
+    """
     try:
+        with open(path, "rb") as file:
+            header = file.read(64)
+        if header and header[:4] != b"PK\x03\x04":
+            raise ValueError(
+                f"{path} is not a model file: SB3 saves models as zip archives, and this is not one. {_WHAT_TO_LOAD}"
+            )
         with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
             # A cut file can still end in the directory of the torch archive stored inside it: look for SB3's members.
-            missing = {"data", "policy.pth"} - set(archive.namelist())
+            missing = {"data", "policy.pth"} - set(members)
+            # SB3 writes its "data" member first: the first local header's name tells SB3's files, whole or cut.
+            first_member = header[30 : 30 + int.from_bytes(header[26:28], "little")]
+            if missing and first_member != b"data":
+                raise ValueError(
+                    f"{path} is a zip archive but not a Stable-Baselines3 model: it holds {', '.join(members[:8]) or 'nothing'}"
+                    f"{' ...' if len(members) > 8 else ''}, and no 'data' or 'policy.pth'. Pass the .zip that model.save() wrote."
+                )
             damaged = f"no {', '.join(sorted(missing))} in it" if missing else archive.testzip()
+            if damaged is None:
+                _check_algorithm(path, archive.read("data"), algorithm)
     except FileNotFoundError:
         return  # SB3 says so itself
     except (zipfile.BadZipFile, EOFError, OSError) as error:
@@ -582,6 +651,41 @@ def _check_model_file(path: pathlib.Path) -> None:
             f"{path} is not a complete model file ({damaged}): it is truncated or corrupt (an interrupted copy?). "
             "Load an earlier checkpoint; sb3-iql's own saves are atomic and never leave such a file."
         )
+
+
+def _check_algorithm(path: pathlib.Path, data: bytes, algorithm: str) -> None:
+    """Raise a ``ValueError`` that says what the file holds when SB3's ``data`` names another library's policy class."""
+    try:
+        saved = json.loads(data)
+        policy_class = saved.get("policy_class", {})
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return  # SB3's own loader reports a data member it cannot read
+    module = policy_class.get("__module__", "") if isinstance(policy_class, dict) else ""
+    if not module or module.split(".")[0] == "sb3_iql":
+        return
+    match = re.search(r"<function (\w+)\.__init__", str(policy_class.get("__init__", "")))
+    policy = f"{module}.{match.group(1)}" if match else module
+    package, name = _saved_algorithm(module, saved)
+    library = {"stable_baselines3": "Stable-Baselines3", "sb3_contrib": "sb3-contrib"}.get(package, package)
+    loader = f"{package}.{name}.load(path)" if package in ("stable_baselines3", "sb3_contrib") else "its own library's load"
+    raise ValueError(
+        f"{path} holds a {name} model ({library}; policy {policy}), not an {algorithm} model. Load it with {loader}. To "
+        f"start {algorithm} from what that run collected, save its replay buffer (model.save_replay_buffer) and pass the "
+        "buffer, or the file's data, to learn_offline."
+    )
+
+
+def _saved_algorithm(module: str, saved: dict) -> tuple[str, str]:
+    """:return: The package and class of the algorithm whose policy lives in ``module`` (SB3's saved ``data`` as read)."""
+    package, _, rest = module.partition(".")
+    if module == "stable_baselines3.common.policies":  # the on-policy algorithms' shared ActorCriticPolicy
+        if "cg_max_steps" in saved:
+            return "sb3_contrib", "TRPO"
+        return package, "PPO" if "clip_range" in saved else "A2C"
+    folder = rest.split(".")[1] if rest.startswith("common.") else rest.split(".")[0]
+    if folder == "td3" and saved.get("policy_delay") == 1 and saved.get("target_noise_clip") == 0.0:
+        return package, "DDPG"  # DDPG is TD3 with these settings, and its policy
+    return package, _ALGORITHM_CLASSES.get(folder, folder.upper())
 
 
 def _callbacks_in(callback: BaseCallback) -> list[BaseCallback]:

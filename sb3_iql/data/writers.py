@@ -52,4 +52,6 @@ def write_minari_dataset(
     if metadata.get("env") is None:
         metadata.setdefault("observation_space", offline.observation_space)
         metadata.setdefault("action_space", offline.action_space)
+    else:
+        metadata.setdefault("eval_env", metadata["env"])  # Minari's default, said so that it does not warn
     return minari.create_dataset_from_buffers(dataset_id, episodes, **metadata)

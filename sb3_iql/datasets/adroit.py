@@ -265,7 +265,9 @@ def behaviour_cloning_policy(episodes: list[EpisodeBuffer], env: gym.Env, n_step
     :return: A policy that samples from the fitted Gaussian (AWAC rolled out its BC policy stochastically)
     """
     with tempfile.TemporaryDirectory() as root, minari_root(Path(root)):
-        demos = minari.create_dataset_from_buffers("bc/demos-v0", episodes, env=env)
+        demos = minari.create_dataset_from_buffers(
+            "bc/demos-v0", episodes, env=env, eval_env=env, description="the demonstrations, for behaviour cloning"
+        )
         model = IQL("MlpPolicy", env, beta=0.0, actor_lr_schedule="constant", seed=seed, device="cpu")
         model.learn_offline(demos, n_steps)
     return lambda observation: model.predict(observation, deterministic=False)[0]

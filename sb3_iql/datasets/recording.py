@@ -133,11 +133,12 @@ def write_dataset(
                 env=env,
                 algorithm_name=algorithm_name,
                 author="sb3-iql dataset builders",
+                author_email="sb3-iql@users.noreply.github.com",
                 code_permalink="https://github.com/sb3-iql/sb3-iql/tree/main/sb3_iql/datasets",
                 ref_min_score=ref_min_score,
                 ref_max_score=ref_max_score,
                 description=description,
-                eval_env=eval_env,
+                eval_env=env if eval_env is None else eval_env,  # said, so Minari does not warn that it assumes so
                 expert_policy=expert_policy,
                 num_episodes_average_score=reference_episodes,
             )

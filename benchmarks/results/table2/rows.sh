@@ -11,6 +11,6 @@ cd "$(dirname "$0")/../../.." && . .venv/bin/activate
 export MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-/work/runs/minari} HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MPLBACKEND=Agg
 HERE=benchmarks/results/table2
 cp "$RUN/evaluations.csv" "$HERE/$NAME.csv"
-python benchmarks/training_log.py "$RUN" --name "$NAME" --out "$HERE"
+python benchmarks/diagnostics/training_log.py "$RUN" --name "$NAME" --out "$HERE"
 python benchmarks/table2.py "$HERE"/*_seed*.csv --out "$HERE" --readme README.md
 python benchmarks/results_page.py

@@ -7,9 +7,10 @@
 # The domain's finetune preset (AntMaze finetunes in the paper's terminating maze); 100 evaluation episodes every 100k
 # steps (50k for shorter runs). The offline phase's checkpoint is kept in the repository (checkpoints/ for 1M runs,
 # checkpoints/<steps>k/ otherwise; replaced at every evaluation): a run that a session's end cuts short goes on from
-# it on another machine once the rebuilt data's fingerprint matches; commit it as it is replaced. A 1M offline phase
-# takes ~2.8 h of one core (~100 steps/s), 300k + 300k ~1.8 h; THREADS=2 gives a run both cores. A missing dataset is
-# built first (pen/door/relocate-binary ~30 min, antmaze-d4rl-* 8-11 min).
+# it on another machine once the rebuilt data's fingerprint matches. Commit it once, when work on the run stops
+# (benchmarks/results/README.md), not at every evaluation. A 1M offline phase takes ~2.8 h of one core (~100
+# steps/s), 300k + 300k ~1.8 h; THREADS=2 gives a run both cores. A missing dataset is built first
+# (pen/door/relocate-binary ~30 min, antmaze-d4rl-* 8-11 min).
 cd /work/main && . .venv/bin/activate
 export OMP_NUM_THREADS=${THREADS:-1} SB3_IQL_THREADS=${THREADS:-1} MINARI_DATASETS_PATH=${MINARI_DATASETS_PATH:-/work/runs/minari} HF_HUB_OFFLINE=1
 RECIPE=${RECIPE:?set RECIPE, e.g. door-binary or antmaze-d4rl-umaze} SEED=${SEED:-0} STEPS=${STEPS:-1000000}

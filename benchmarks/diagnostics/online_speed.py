@@ -2,7 +2,7 @@
 Where a finetuning run's time goes: offline and online steps/s with a Table 2 run's own settings, and the online
 step split into its parts.
 
-    python benchmarks/online_speed.py sb3-iql/pen/binary-v1 --threads 1 2 --offline-steps 3000 --online-steps 3000
+    python benchmarks/diagnostics/online_speed.py sb3-iql/pen/binary-v1 --threads 1 2 --offline-steps 3000 --online-steps 3000
 
 For each thread count: the paper's finetuning preset of the dataset's domain (``adroit_finetune`` for pen-binary),
 ``compile_update=True``, offline gradient steps/s (``learn_offline``), then online steps/s (``learn``: one env step and

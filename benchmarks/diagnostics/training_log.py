@@ -5,7 +5,7 @@ advantage weight, actor and critic loss) averaged over each evaluation interval,
 episodes reached the goal. For a score that stays at ~0: does the critic learn values, do the weights single out
 actions, does the policy ever succeed while it collects data?
 
-    python benchmarks/training_log.py /work/runs/table2/300k/finetune/runs/iql/sb3-iql_door_binary-v2/seed0 \\
+    python benchmarks/diagnostics/training_log.py /work/runs/table2/300k/finetune/runs/iql/sb3-iql_door_binary-v2/seed0 \\
         --name door_binary_seed0 --out benchmarks/results/table2
 
 Writes ``<out>/<name>_training.md`` (a row per evaluation) and ``<out>/<name>_training.png`` (the same against steps,
@@ -15,9 +15,12 @@ the ``_training.md`` written before (the plot has only the logs found).
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import read_rows, write_markdown
 
 STATS = {

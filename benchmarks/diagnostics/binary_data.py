@@ -1,7 +1,7 @@
 """
 How good the Adroit binary tasks' data already is, on the published scale: the room online finetuning has.
 
-    python benchmarks/binary_data.py [--tasks pen door relocate] [--expert-episodes 50]
+    python benchmarks/diagnostics/binary_data.py [--tasks pen door relocate] [--expert-episodes 50]
 
 For each task, the normalized score (100 x (return + T) / T, the share of the episode spent solved) of the
 built dataset's episodes, of its demonstrations and BC rollouts apart (with the share of their steps solved and of
@@ -11,8 +11,12 @@ left out of its row. Writes ``<out>/binary_data.md``.
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import PAPER, write_markdown
 
 from sb3_iql.data.episodes import rollout_episodes

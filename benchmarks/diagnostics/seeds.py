@@ -2,7 +2,7 @@
 Seeds trained together score like seeds trained apart: ``IQL.learn_offline_seeds`` against one ``learn_offline`` per
 seed, on the README example's Pendulum data (half swing-ups, half random), same steps and evaluation.
 
-    python benchmarks/seeds.py --seeds 4 --steps 5000 --eval-episodes 30 --out benchmarks/results/seeds
+    python benchmarks/diagnostics/seeds.py --seeds 4 --steps 5000 --eval-episodes 30 --out benchmarks/results/seeds
 
 Writes ``seeds.csv`` (one row per seed and way) and ``seeds.md`` (per-seed scores, means, wall times).
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.evaluation import evaluate_policy
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 from pendulum_data import data_score, make_dataset
 
@@ -77,7 +77,7 @@ def main() -> None:
         scores = [row["normalized_score"] for row in rows if row["way"] == way]
         cells = " | ".join(f"{value:.1f}" for value in scores)
         lines.append(f"| {way} | {cells} | {np.mean(scores):.1f} ± {np.std(scores):.1f} | {seconds[way]:.0f} s |")
-    command = f"python benchmarks/seeds.py --seeds {args.seeds} --steps {args.steps} --eval-episodes {args.eval_episodes}"
+    command = f"python benchmarks/diagnostics/seeds.py --seeds {args.seeds} --steps {args.steps} --eval-episodes {args.eval_episodes}"
     lines += ["", f"Command: `{command} --out {args.out}`"]
     (out / "seeds.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,7 +1,7 @@
 """
 The goal-reaching ant behind the AntMaze datasets: its reach rate and learning curve.
 
-    python benchmarks/ant_controller.py [--workdir runs/goal-reaching-ant] [--trials 100]
+    python benchmarks/diagnostics/ant_controller.py [--workdir runs/goal-reaching-ant] [--trials 100]
 
 Measures the shipped controller (or ``--controller``) on ``--trials`` random targets 2-5 m away, reached
 within 0.5 m in 200 steps (10 s), with and without the datasets' action noise (0.2); then the

@@ -1,7 +1,7 @@
 """
 What an AntMaze dataset holds, and what the paper's task semantics make of it.
 
-    python benchmarks/antmaze_data.py sb3-iql/antmaze/umaze-v1 sb3-iql/antmaze/medium-play-v1 [--planner-episodes 50]
+    python benchmarks/diagnostics/antmaze_data.py sb3-iql/antmaze/umaze-v1 sb3-iql/antmaze/medium-play-v1 [--planner-episodes 50]
 
 For each dataset (a Minari id: ``D4RL/antmaze/*-v1`` or a built ``sb3-iql/antmaze/*-v1``): episodes and
 transitions, the share of transitions at the goal (reward 1), the episodes that reach their goal and those in
@@ -14,9 +14,13 @@ bound on what the data can teach. Writes ``<out>/antmaze_data.md``.
 
 import argparse
 import functools
+import sys
+from pathlib import Path
 
 import minari
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import paper_name, write_markdown
 
 from sb3_iql.data.goals import GOALS, is_goal_dataset

@@ -1,8 +1,8 @@
 """
 How the goal-reaching ant's action gain trades falls against speed on the paper's AntMaze tasks.
 
-    python benchmarks/ant_gain.py --gains 1.0 0.6 0.5 0.4 --episodes 50
-    python benchmarks/ant_gain.py --controllers old.npz new.npz --gains 1.0 0.6 --episodes 100   # side by side
+    python benchmarks/diagnostics/ant_gain.py --gains 1.0 0.6 0.5 0.4 --episodes 50
+    python benchmarks/diagnostics/ant_gain.py --controllers old.npz new.npz --gains 1.0 0.6 --episodes 100   # side by side
 
 For each controller file (default: the shipped one) and gain (a factor on its actions), the planner-driven ant with the data's
 action noise does the paper's task in each maze (evaluation start to goal within D4RL's time limit):
@@ -12,8 +12,10 @@ Writes ``<out>/ant_gain.md`` and ``<out>/ant_gain.csv``.
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import write_markdown
 
 from sb3_iql.datasets.ant_controller import SHIPPED_CONTROLLER, AntController

@@ -1,7 +1,7 @@
 """
 What trained IQL models' value functions say of their data: Figure 3's argument in numbers.
 
-    python benchmarks/critic_probe.py sb3-iql/antmaze-d4rl/medium-play-v0 A.zip B.zip ... [--samples 100000] [--out DIR]
+    python benchmarks/diagnostics/critic_probe.py sb3-iql/antmaze-d4rl/medium-play-v0 A.zip B.zip ... [--samples 100000] [--out DIR]
 
 Each model reads the dataset as it trained on it (``load_dataset``: its own rewards, terminals and goal semantics) and
 the same transitions are drawn for every model (``--seed``). Per model: the mean of V(s) and of Q(s, a) for the
@@ -14,9 +14,13 @@ Writes ``<out>/critic_probe.md``.
 """
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch as th
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import write_markdown
 
 from sb3_iql import IQL

@@ -1,7 +1,7 @@
 """
 How far along the maze AntMaze policies get: success, and the maze cells still between the ant and the goal.
 
-    python benchmarks/antmaze_progress.py sb3-iql/antmaze/medium-play-v1 runs/offline/runs/*/*/seed0/model.zip \
+    python benchmarks/diagnostics/antmaze_progress.py sb3-iql/antmaze/medium-play-v1 runs/offline/runs/*/*/seed0/model.zip \
         [--episodes 20]
 
 The paper's score (100 x success rate) stays at 0 until a policy crosses the whole maze, which on medium and
@@ -25,6 +25,7 @@ task has learned to walk to goals it saw, not the one long path the paper asks f
 
 import argparse
 import csv
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from typing import Any
 import gymnasium as gym
 import minari
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import write_markdown
 
 from sb3_iql import IQL

@@ -1,7 +1,7 @@
 """
 Discrete-action IQL against behaviour cloning on mixed-quality data (``sb3_iql.datasets.discrete``).
 
-    python benchmarks/discrete.py --steps 10000 --seeds 3
+    python benchmarks/diagnostics/discrete.py --steps 10000 --seeds 3
 
 Builds ``sb3-iql/cartpole/mixed-v0`` and ``sb3-iql/acrobot/mixed-v0`` where they are missing, trains IQL
 (defaults: expectile 0.7, beta 3) and BC (IQL's actor with every advantage weight 1: ``beta=0``) on each
@@ -11,12 +11,15 @@ for ``--steps`` gradient steps and several seeds, evaluates every ``--eval-freq`
 
 import argparse
 import csv
+import sys
 import time
 from pathlib import Path
 
 import minari
 import numpy as np
 import torch as th
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
 from protocol import mean_std, write_markdown
 
 from sb3_iql import IQL, IQLEvalCallback
