@@ -28,7 +28,7 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from protocol import EVAL_FIELDS, RunSpec, infer_domain, mean_std, read_rows, typed_rows, write_csv, write_markdown
-from protocol.runs import append_rows
+from protocol.runs import append_rows, evaluation_row
 
 from sb3_iql import IQL
 from sb3_iql.common.callbacks import evaluate_episodes, make_eval_env
@@ -150,16 +150,7 @@ def run_peer(spec: RunSpec, data: Path, settings: Path, python: Path, results: P
         eval_env.seed(spec.seed * 1_000_003 + stop)  # each evaluation's episodes repeat, whichever session ran it
         policy = TorchScriptPolicy(spec.directory / f"policy_{stop}.pt")
         result = evaluate_episodes(policy, eval_env, spec.n_eval_episodes, True, dataset, score_success)
-        row = {
-            "algo": ALGO,
-            "dataset": spec.dataset,
-            "seed": spec.seed,
-            "phase": "offline",
-            "step": stop,
-            "normalized_score": result.get("normalized_score", ""),
-            "mean_reward": result["mean_reward"],
-            "success_rate": result.get("success_rate", ""),
-        }
+        row = evaluation_row(spec, "offline", 0, {**result, "timesteps": stop})  # spec.algo is ALGO
         append_rows(spec.directory / "evaluations.csv", [row])
         print(
             f"[{ALGO} {spec.dataset} seed {spec.seed}] {stop:,} steps ({speed:.0f} steps/s): score {row['normalized_score']}",
