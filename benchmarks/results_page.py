@@ -31,7 +31,7 @@ EVALUATION_HEADER = ["algo", "dataset", "seed", "phase", "step"]
 SECTIONS: dict[str, tuple[str, ...]] = {
     "Table 2": ("table2", "pen_binary_finetune", "adroit_binary_short"),
     "Figures 2 and 3": ("figure2", "figure3"),
-    "Offline evidence": ("antmaze_d4rl", "peer", "adroit_binary_data", "discrete"),
+    "Offline evidence": ("antmaze_d4rl", "peer", "antmaze_d4rl_v1", "adroit_binary_data", "discrete"),
     "Speed": ("seeds",),
 }
 #: A section's opening sentence, where it has one.
@@ -43,7 +43,8 @@ INTROS = {
     "are on the docs' speed page; a finetuning run's phases are in table2/online_speed.md above. Here: many seeds at once.",
     "Studies": "What the project measured on its way to the paper's numbers (the docs' studies page tells the story).",
     "Offline evidence": "Offline-only runs: IQL on the D4RL-physics AntMaze at 300k steps beside BC, a peer library "
-    "(d3rlpy) on the same data, what the Adroit binary data score, and discrete IQL against BC.",
+    "(d3rlpy) on the same data, the AntMaze data made with D4RL's data ant (v1), what the Adroit binary data score, and "
+    "discrete IQL against BC.",
 }
 #: What leads a folder's part, before its ``COMMAND.md`` (Table 2's table at a glance, then the whole table).
 LEADS = {"table2": ("glance.md", "table2.md", "curves.png")}

@@ -14,6 +14,7 @@ from sb3_iql.datasets.ant_controller import (
     SAC_CONTROLLER,
     AntController,
     controller_features,
+    export_controller,
     fell_over,
     finetune_controller,
     heading,
@@ -234,6 +235,26 @@ def test_train_ant_from_the_shell_builds_its_training_env_and_exports(tmp_path, 
     main(["train-ant", "--steps", "0", "--workdir", str(tmp_path / "run"), "--noise", "0.1", "--output", str(output)])
     assert "controller written to" in capsys.readouterr().out
     assert AntController.load(output)(np.zeros(30, dtype=np.float32)).shape == (8,)
+
+
+def test_the_exported_controller_keeps_sacs_gaussian_head_and_samples_as_sac_acts(tmp_path):
+    import torch as th
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", make_training_env(ant="d4rl", action_noise=0.0, fall_penalty=0.0), seed=0, device="cpu")
+    export_controller(model, tmp_path / "controller.npz")
+    controller = AntController.load(tmp_path / "controller.npz")
+    assert controller.stochastic
+    features = np.random.default_rng(0).normal(size=(4, 30)).astype(np.float32)
+    with th.no_grad():
+        mean, log_std, _ = model.actor.get_action_dist_params(th.as_tensor(features))
+    noise = np.random.default_rng(1).standard_normal((4, 8))
+    expected = np.tanh(mean.numpy() + np.exp(log_std.numpy()) * noise)
+    np.testing.assert_allclose(controller.sample(features, np.random.default_rng(1)), expected, atol=1e-5)
+    np.testing.assert_allclose(controller(features), np.tanh(mean.numpy()), atol=1e-5)
+    assert not np.allclose(controller.sample(features, np.random.default_rng(2)), controller(features), atol=1e-3)
+    with pytest.raises(ValueError, match="no log_std head"):
+        AntController.load(SAC_CONTROLLER).sample(features, np.random.default_rng(0))
 
 
 def test_the_maze_training_env_walks_the_planners_waypoints_and_ends_on_a_tilt():

@@ -11,7 +11,15 @@ from sb3_iql import IQL
 from sb3_iql.data.goals import evaluation_env
 from sb3_iql.data.readers import dataset_transitions
 from sb3_iql.datasets import build
-from sb3_iql.datasets.antmaze_d4rl import TASKS, dataset_id, make_collection_env, relabel_goal
+from sb3_iql.datasets.antmaze_d4rl import (
+    D4RL_AIM_DISTANCE,
+    TASKS,
+    VERSIONS,
+    D4RLNavigation,
+    dataset_id,
+    make_collection_env,
+    relabel_goal,
+)
 from sb3_iql.tasks.antmaze import marked_cells
 from sb3_iql.tasks.antmaze_d4rl import (
     D4RL_GOAL_RADIUS,
@@ -164,3 +172,67 @@ def test_the_2x2s_other_cells_swap_only_the_ant():
         "achieved_goal",
         "desired_goal",
     }
+
+
+def test_d4rls_navigation_uses_its_cells_and_re_aims_ten_metres_away_at_every_step(medium_env):
+    """D4RL's ``create_navigation_policy``: cells ``int(1 + offset / 4)`` from the start's centre, the next cell's jittered
+    centre drawn anew each step, the goal from the cell before it, the direction scaled to 10 m."""
+    maze = medium_env.unwrapped.maze
+    navigation = D4RLNavigation(maze, np.random.default_rng(0))
+    start = maze.cell_rowcol_to_xy(np.array([1, 1]))
+    assert navigation.cell_of(start) == (1, 1)
+    assert navigation.cell_of(start + np.array([3.9, -3.9])) == (
+        1,
+        1,
+    )  # half a cell off the maze's own cells: still D4RL's (1, 1)
+    assert navigation.cell_of(start + np.array([4.1, -8.1])) == (3, 2)  # rows run toward -y (the mirror)
+    assert maze.cell_xy_to_rowcol(start + np.array([3.9, -3.9])).tolist() == [2, 2]
+    goal = maze.cell_rowcol_to_xy(np.array([6, 6]))
+    targets = np.array([navigation(start, goal) for _ in range(20)])
+    np.testing.assert_allclose(np.linalg.norm(targets - start, axis=1), D4RL_AIM_DISTANCE)
+    assert len(np.unique(targets.round(6), axis=0)) == 20  # the waypoint's jitter is drawn at every step
+    # From (1, 1) the shortest path to (6, 6) goes through (1, 2) (row 1), or (2, 1): the direction points into one.
+    directions = (targets - start) / D4RL_AIM_DISTANCE
+    assert np.all((directions[:, 0] > 0.5) | (directions[:, 1] < -0.5))
+    next_to_goal = maze.cell_rowcol_to_xy(np.array([6, 5]))
+    np.testing.assert_allclose(
+        navigation(next_to_goal, goal), next_to_goal + (goal - next_to_goal) / np.linalg.norm(goal - next_to_goal) * 10
+    )
+
+
+def test_d4rls_navigation_from_a_wall_cell_aims_at_its_open_neighbour_nearest_the_goal(medium_env):
+    navigation = D4RLNavigation(medium_env.unwrapped.maze, np.random.default_rng(0))
+    assert DATA_MAPS["medium"][3][1] == 1 and (3, 1) not in navigation.cells  # open neighbours (2, 1), (4, 1), (3, 2)
+    assert navigation.next_cell((3, 1), (6, 6)) == (3, 2)
+    assert navigation.next_cell((3, 1), (1, 1)) == (2, 1)
+    assert navigation.next_cell((3, 1), (5, 1)) == (4, 1)
+    assert navigation.next_cell((6, 6), (6, 6)) == (6, 6)
+
+
+def test_the_data_versions_and_the_driving_ablation_have_their_own_ids():
+    assert dataset_id("medium-play", version=1) == "sb3-iql/antmaze-d4rl/medium-play-v1"
+    assert dataset_id("medium-play", version=1, driving="ours") == "sb3-iql/antmaze-d4rl-ours-driving/medium-play-v1"
+    assert dataset_id("medium-play", version=0, driving="ours") == "sb3-iql/antmaze-d4rl/medium-play-v0"
+    assert VERSIONS[0].driving == "ours" and not VERSIONS[0].sampled
+    assert VERSIONS[1].driving == "d4rl" and VERSIONS[1].sampled
+    with pytest.raises(ValueError, match="choose one of ours, d4rl"):
+        dataset_id("medium-play", version=1, driving="fast")
+    with pytest.raises(ValueError, match="v0 only"):
+        dataset_id("medium-play", ant="gymnasium", version=1)
+    with pytest.raises(ValueError, match="choose one of 0, 1"):
+        dataset_id("medium-play", version=2)
+
+
+def test_v1_data_drive_the_d4rl_ants_controller_d4rls_way_with_its_samples():
+    dataset = build("antmaze-d4rl-umaze-v1", size=1200, progress=False, seed=3)
+    assert dataset.spec.dataset_id == "sb3-iql/antmaze-d4rl/umaze-v1"
+    assert (
+        "D4RL's navigation" in dataset.storage.metadata["description"]
+        and "samples of its tanh-Gaussian" in dataset.storage.metadata["description"]
+    )
+    assert sum(int(episode.rewards.sum()) for episode in dataset.iterate_episodes()) > 0  # the task's goal is reached
+    ours = build("antmaze-d4rl-umaze-v1", size=300, progress=False, seed=3, driving="ours")
+    assert ours.spec.dataset_id == "sb3-iql/antmaze-d4rl-ours-driving/umaze-v1"
+    assert "kept until reached" in ours.storage.metadata["description"]
+    v0 = build("antmaze-d4rl-umaze", size=300, progress=False, seed=3)
+    assert "its mean action" in v0.storage.metadata["description"] and v0.spec.dataset_id.endswith("umaze-v0")

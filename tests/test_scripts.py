@@ -12,6 +12,7 @@ import minari
 import pytest
 from conftest import needs_shared, small_iql
 
+from sb3_iql.datasets import build
 from sb3_iql.datasets.adroit import dapg_policy_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,8 @@ D3RLPY_PYTHON = ROOT / "benchmarks" / ".venv-d3rlpy" / "bin" / "python"
 NEEDS_D3RLPY = {"benchmarks/peer.py"}
 # Scripts whose tiny command reads a real source file from ../shared/data (absent from a user's clone).
 NEEDS_SHARED = {"benchmarks/diagnostics/binary_data.py": dapg_policy_file("pen")}
+# Datasets a script's tiny command reads, built first (in the test's own MINARI_DATASETS_PATH): recipe and size.
+NEEDS_DATASET = {"benchmarks/diagnostics/antmaze_d4rl_data.py": ("antmaze-d4rl-umaze", 1200)}
 
 
 def run(script: str, *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> str:
@@ -152,6 +155,10 @@ def tiny_commands(tmp: Path, pendulum: str, umaze_root: str, umaze_model: Path) 
             ["sb3-iql/antmaze/umaze-v1", "--planner-episodes", "1", "--out", str(tmp / "data")],
             umaze,
         ),
+        "benchmarks/diagnostics/antmaze_d4rl_data.py": (
+            ["sb3-iql/antmaze-d4rl/umaze-v0", "--planner-episodes", "1", "--out", str(tmp / "d4rl_data")],
+            {},
+        ),
         "benchmarks/diagnostics/antmaze_progress.py": (
             ["sb3-iql/antmaze/umaze-v1", str(umaze_model), "--episodes", "1", "--out", str(tmp / "progress")],
             umaze,
@@ -212,6 +219,9 @@ def test_every_script_runs_at_a_tiny_size(script, tmp_path, pendulum_dataset, um
     commands = tiny_commands(tmp_path, pendulum_dataset.spec.dataset_id, umaze_root, umaze_model)
     assert script in commands, f"{script} has no tiny command in tests/test_scripts.py: add one"
     args, env = commands[script]
+    if script in NEEDS_DATASET:
+        recipe, size = NEEDS_DATASET[script]
+        build(recipe, size=size, progress=False)
     run(script, *args, env=env, cwd=tmp_path)
 
 

@@ -21,7 +21,7 @@ import minari
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/: the runners' protocol package
-from protocol import paper_name, write_markdown
+from protocol import column_table, paper_name, planner_cell, write_markdown
 
 from sb3_iql.data.goals import GOALS, is_goal_dataset
 from sb3_iql.data.readers import dataset_transitions, load_minari_dataset
@@ -104,8 +104,8 @@ def planner_statistics(dataset_id: str, n_episodes: int) -> dict[str, str]:
         raise SystemExit(f"'{dataset_id}' is none of the paper's AntMaze datasets: run it without --planner-episodes.")
     result = maze_planner_success(name.removeprefix("antmaze-").rsplit("-v", 1)[0], n_episodes)
     return {
-        f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over / median steps": (
-            f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}% / {result['median_steps']:.0f}"
+        f"planner-driven ant on the paper's task ({n_episodes} episodes): success / fell over / median steps": planner_cell(
+            result
         )
     }
 
@@ -124,13 +124,7 @@ def main() -> None:
         columns[dataset_id] = recorded_statistics(dataset) | semantics_statistics(dataset) | task_statistics(dataset)
         if args.planner_episodes:
             columns[dataset_id] |= planner_statistics(dataset_id, args.planner_episodes)
-    names = list(next(iter(columns.values())))
-    lines = [
-        "| | " + " | ".join(f"`{dataset_id}`" for dataset_id in columns) + " |",
-        "|---" * (len(columns) + 1) + "|",
-        *(f"| {name} | " + " | ".join(column[name] for column in columns.values()) + " |" for name in names),
-    ]
-    write_markdown(args.out, "antmaze_data.md", lines)
+    write_markdown(args.out, "antmaze_data.md", column_table(columns))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,21 @@ def write_markdown(out: str | Path, name: str, lines: Sequence[str]) -> None:
     print(f"\nWrote {path}")
 
 
+def column_table(columns: dict[str, dict[str, str]]) -> list[str]:
+    """:return: Markdown lines of a table with a column per key of ``columns`` (in code), a row per measure of theirs."""
+    names = list(next(iter(columns.values())))
+    return [
+        "| | " + " | ".join(f"`{title}`" for title in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+        *(f"| {name} | " + " | ".join(column[name] for column in columns.values()) + " |" for name in names),
+    ]
+
+
+def planner_cell(result: dict[str, float]) -> str:
+    """:return: A ``planner_success`` result as one table cell: ``success / fell over / median steps``."""
+    return f"{100 * result['success_rate']:.0f}% / {100 * result['fell_over']:.0f}% / {result['median_steps']:.0f}"
+
+
 def plot_curves(path: Path, rows: Sequence[dict[str, Any]], title: str, boundary: int | None = None) -> None:
     """
     One panel per dataset: normalized score against steps, mean ± std over seeds, a line per algorithm (or per

@@ -84,6 +84,12 @@ def _recipes() -> dict[str, Recipe]:
             "n_transitions",
             "D4RL's AntMaze design and ant (30 N m, 0.1 s steps): one goal per episode, rewards relabelled to the task",
         )
+        recipes[f"antmaze-d4rl-{name}-v1"] = Recipe(
+            (antmaze_d4rl.dataset_id(name, version=1),),
+            functools.partial(antmaze_d4rl.build_antmaze_d4rl, name, version=1),
+            "n_transitions",
+            "As antmaze-d4rl-*, with D4RL's driving and a controller trained on D4RL's ant acting with its samples",
+        )
     for task in discrete.TASKS:
         recipes[f"{task}-mixed"] = Recipe(
             (f"sb3-iql/{task}/mixed-v0",),

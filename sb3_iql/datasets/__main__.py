@@ -5,12 +5,14 @@ import inspect
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sb3_iql.data.scores import data_score
 from sb3_iql.datasets import RECIPES, ant_controller, build
 from sb3_iql.datasets.adroit import door_replay_error
 from sb3_iql.datasets.antmaze import planner_success
+from sb3_iql.datasets.antmaze_d4rl import DRIVINGS
 from sb3_iql.tasks.antmaze_d4rl import ANTS
 
 
@@ -34,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=ANTS,
         help="antmaze recipes: the ant (default: the recipe's own, Gymnasium's for antmaze-*, D4RL's for antmaze-d4rl-*); "
         "the other gives the AntMaze 2 x 2's off-diagonal cells",
+    )
+    builder.add_argument(
+        "--driving",
+        choices=DRIVINGS,
+        help="antmaze-d4rl recipes: another driving than the version's own (v0 ours, v1 D4RL's), written under its own id",
     )
     builder.add_argument(
         "--retrain",
@@ -62,7 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"reward lost on a fall (default: {defaults['fall_penalty']}; --ppo: {ant_controller.PPO_OPTIONS['fall_penalty']})",
     )
     trainer.add_argument(
-        "--output", help="where to write the final controller (default: the shipped one; without --ppo: its SAC stage)"
+        "--output",
+        help="where to write the final controller (default: the shipped one; without --ppo: its SAC stage; --ant d4rl: "
+        "the controller of D4RL's ant, D4RL_ANT_CONTROLLER)",
     )
     trainer.add_argument("--maze", help="train inside this AntMaze env (e.g. AntMaze_Medium-v4) on the planner's waypoints")
     trainer.add_argument("--warm-start", help="a controller file that starts the actor (e.g. the SAC stage)")
@@ -123,6 +132,13 @@ def _default(function: Callable[..., Any], parameter: str) -> Any:
     return inspect.signature(function).parameters[parameter].default
 
 
+def _default_controller_file(ppo: bool, ant: str) -> Path:
+    """:return: Where ``train-ant`` writes its controller by default: the shipped file that training stage makes."""
+    if ppo:
+        return ant_controller.SHIPPED_CONTROLLER
+    return ant_controller.D4RL_ANT_CONTROLLER if ant == "d4rl" else ant_controller.SAC_CONTROLLER
+
+
 def _given(value: float | None, default: float) -> float:
     """:return: ``value``, or ``default`` where the option was not given."""
     return default if value is None else value
@@ -139,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         for name, recipe in RECIPES.items():
             print(f"{name:28s} {recipe.summary}\n{'':28s} -> {', '.join(recipe.dataset_ids)}")
     elif args.command == "train-ant":
-        output = args.output or (ant_controller.SHIPPED_CONTROLLER if args.ppo else ant_controller.SAC_CONTROLLER)
+        output = args.output or _default_controller_file(args.ppo, args.ant)
         evaluate = _planner_evaluation(args.eval_mazes, args.eval_episodes, args.ant) if args.eval_mazes else None
         if args.ppo:
             result = ant_controller.finetune_controller(
@@ -192,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
             bc_steps=args.bc_steps,
             controller_file=args.controller,
             ant=args.ant,
+            driving=args.driving,
         )
         for name in args.names:
             start = time.perf_counter()

@@ -57,6 +57,10 @@ SAC_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_ant_sac.npz
 #: 100 / 100 / 99% of 100 episodes (umaze / medium / large) and it ends none upside down
 #: (``benchmarks/results/antmaze_d4rl/``): the PPO stage, made to cut the falls of Gymnasium's ant, has nothing to mend.
 D4RL_CONTROLLER = SAC_CONTROLLER
+#: The controller trained on D4RL's ant itself (``train-ant --ant d4rl``: 200k SAC steps without noise or fall penalty,
+#: then under ``TRAINING_OPTIONS``), its Gaussian head kept: the v1 ``antmaze-d4rl`` data act with its samples, as D4RL's
+#: data ant acted with rlkit's exploration policy.
+D4RL_ANT_CONTROLLER = Path(__file__).with_name("assets") / "goal_reaching_d4rl_ant.npz"
 TRAINING_MAZE = "AntMaze_Open-v4"
 REACH_RADIUS = 0.5
 REACH_STEPS = 200
@@ -77,6 +81,8 @@ TRAINING_OPTIONS = {"action_noise": DATA_ACTION_NOISE, "fall_penalty": 100.0}
 PPO_OPTIONS = {"action_scale": 0.6, "fall_penalty": 1000.0, "total_steps": 2_000_000}
 MIN_UPRIGHT_HEIGHT = 0.3
 FEATURES = 30
+#: SB3's bounds on SAC's log-std (``stable_baselines3.sac.policies``), which ``AntController.sample`` keeps.
+LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
 
 
 def heading(quaternion: np.ndarray) -> np.ndarray:
@@ -368,6 +374,7 @@ class AntController:
             raise ValueError(f"Not a goal-reaching ant controller: weights {sorted(weights)}.")
         self.layers = [(weights[f"hidden_{i}_weight"], weights[f"hidden_{i}_bias"]) for i in range(n_hidden)]
         self.mean = (weights["mean_weight"], weights["mean_bias"])
+        self.log_std = (weights["log_std_weight"], weights["log_std_bias"]) if "log_std_weight" in weights else None
         self.action_scale = float(weights.get("action_scale", 1.0))
         if self.layers[0][0].shape[1] != FEATURES:
             raise ValueError(f"The controller takes {self.layers[0][0].shape[1]} features; this version needs {FEATURES}.")
@@ -385,15 +392,46 @@ class AntController:
         with np.load(path) as data:
             return cls({name: data[name] for name in data.files}, gain)
 
-    def __call__(self, features: np.ndarray) -> np.ndarray:
+    @property
+    def stochastic(self) -> bool:
+        """Whether the file kept the actor's Gaussian head (SAC's ``log_std`` layer), so that ``sample`` can act."""
+        return self.log_std is not None
+
+    def _latent(self, features: np.ndarray) -> np.ndarray:
         hidden = features
         for weight, bias in self.layers:
             hidden = np.maximum(hidden @ weight.T + bias, 0.0)
-        return (self.gain * self.action_scale * np.tanh(hidden @ self.mean[0].T + self.mean[1])).astype(np.float32)
+        return hidden
 
-    def act(self, ant_state: np.ndarray, position: np.ndarray, target: np.ndarray) -> np.ndarray:
-        """:return: The action that walks the ant from ``position`` toward ``target``."""
-        return self(controller_features(ant_state, position, target))
+    def _squash(self, pre_tanh: np.ndarray) -> np.ndarray:
+        return (self.gain * self.action_scale * np.tanh(pre_tanh)).astype(np.float32)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """:return: The deterministic action, the ``tanh`` of the Gaussian's mean."""
+        hidden = self._latent(features)
+        return self._squash(hidden @ self.mean[0].T + self.mean[1])
+
+    def sample(self, features: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """
+        :return: An action drawn as SAC's actor acts in training: the ``tanh`` of a sample of its Gaussian (log-std
+            clipped to SB3's [-20, 2]), as D4RL's data ant acted (rlkit's exploration policy)
+        """
+        if self.log_std is None:
+            raise ValueError(
+                "This controller file holds the deterministic actor only (no log_std head): export it again from its SAC "
+                "checkpoint with `export_controller`, or act with the mean."
+            )
+        hidden = self._latent(features)
+        mean = hidden @ self.mean[0].T + self.mean[1]
+        std = np.exp(np.clip(hidden @ self.log_std[0].T + self.log_std[1], LOG_STD_MIN, LOG_STD_MAX))
+        return self._squash(mean + std * rng.standard_normal(mean.shape))
+
+    def act(
+        self, ant_state: np.ndarray, position: np.ndarray, target: np.ndarray, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """:return: The action that walks the ant from ``position`` toward ``target``: the mean, or a sample given ``rng``."""
+        features = controller_features(ant_state, position, target)
+        return self(features) if rng is None else self.sample(features, rng)
 
 
 def _actor_layers(model) -> tuple[list, Any, float]:
@@ -409,7 +447,10 @@ def _actor_layers(model) -> tuple[list, Any, float]:
 
 
 def export_controller(model, path: str | os.PathLike) -> None:
-    """Write a SAC or ``finetune_controller`` PPO model's deterministic actor (its scaled ``tanh`` mean) as a controller file."""
+    """
+    Write a SAC or ``finetune_controller`` PPO model's actor as a controller file: its scaled ``tanh`` mean and, for SAC,
+    its Gaussian head (the ``log_std`` layer), which ``AntController.sample`` acts with.
+    """
     hidden, mean, action_scale = _actor_layers(model)
     arrays = {}
     for index, layer in enumerate(hidden):
@@ -417,6 +458,10 @@ def export_controller(model, path: str | os.PathLike) -> None:
         arrays[f"hidden_{index}_bias"] = layer.bias.detach().cpu().numpy()
     arrays["mean_weight"] = mean.weight.detach().cpu().numpy()
     arrays["mean_bias"] = mean.bias.detach().cpu().numpy()
+    log_std = getattr(getattr(model, "actor", None), "log_std", None)
+    if hasattr(log_std, "weight"):
+        arrays["log_std_weight"] = log_std.weight.detach().cpu().numpy()
+        arrays["log_std_bias"] = log_std.bias.detach().cpu().numpy()
     arrays["action_scale"] = np.float32(action_scale)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(f"{path}.tmp.npz")

@@ -100,7 +100,7 @@ def make_eval_env_spec(name: str, ant: str = "gymnasium") -> gym.envs.registrati
 
 class WaypointAnt:
     """
-    Walk the ant to the maze's goal along the shortest path of cells (``CellWaypoints``): the ant
+    Walk the ant to the maze's goal along the shortest path of cells (``CellWaypoints``, or other ``waypoints``): the ant
     controller is given the next waypoint, with Gaussian action noise. Called with AntMaze's Dict observation.
 
     :param maze_env: The AntMaze env (its ``unwrapped.maze`` gives the geometry)
@@ -108,6 +108,8 @@ class WaypointAnt:
     :param noise: Std of the Gaussian action noise
     :param rng: Random generator of the noise and the jitter
     :param jitter: The waypoints' random offset from their cells' centres (``CellWaypoints``)
+    :param waypoints: Where to aim from a position on the way to a goal (default: ``CellWaypoints`` with ``jitter``)
+    :param sampled: Act with samples of the controller's Gaussian (``AntController.sample``) instead of its mean
     """
 
     def __init__(
@@ -117,11 +119,14 @@ class WaypointAnt:
         noise: float,
         rng: np.random.Generator,
         jitter: float | np.ndarray = WAYPOINT_JITTER,
+        waypoints: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        sampled: bool = False,
     ):
-        self.waypoints = CellWaypoints(maze_env.unwrapped.maze, rng, jitter=jitter)
+        self.waypoints = waypoints or CellWaypoints(maze_env.unwrapped.maze, rng, jitter=jitter)
         self.controller = controller
         self.noise = noise
         self.rng = rng
+        self.sampled = sampled
 
     def __call__(self, observation: dict[str, np.ndarray]) -> np.ndarray:
         return self.act(observation["observation"], observation["achieved_goal"], observation["desired_goal"])
@@ -129,7 +134,7 @@ class WaypointAnt:
     def act(self, ant_state: np.ndarray, position: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """:return: The noisy action toward ``goal`` from ``position`` (``ant_state``: AntMaze's 27-number ``observation``)."""
         waypoint = self.waypoints(position, goal)
-        action = self.controller.act(ant_state, position, waypoint)
+        action = self.controller.act(ant_state, position, waypoint, rng=self.rng if self.sampled else None)
         if self.noise:
             action = action + self.noise * self.rng.standard_normal(action.shape)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
