@@ -61,9 +61,12 @@ def data_statistics(dataset: minari.MinariDataset) -> dict[str, str]:
     }
 
 
-def planner_statistics(dataset_id: str, n_episodes: int) -> dict[str, str]:
-    """:return: The dataset's own data ant on the paper's task in its maze, with the data's noise."""
-    name, ant, version, driving = dataset_recipe(dataset_id)
+def planner_statistics(recipe: tuple[str, str, int, str | None], n_episodes: int) -> dict[str, str]:
+    """
+    :param recipe: The dataset's ``(name, ant, version, driving)`` (``dataset_recipe``)
+    :return: The dataset's own data ant on the paper's task in its maze, with the data's noise
+    """
+    name, ant, version, driving = recipe
     result = planner_success(name, n_episodes=n_episodes, ant=ant, version=version, driving=driving, seed=5_000)
     return {
         f"data ant on the paper's task ({n_episodes} episodes): success / ended upside down / median steps": planner_cell(
@@ -83,10 +86,10 @@ def main() -> None:
     columns = {}
     for dataset_id in args.datasets:
         try:
-            dataset_recipe(dataset_id)
+            recipe = dataset_recipe(dataset_id)
         except ValueError as error:
             raise SystemExit(str(error)) from None
-        columns[dataset_id] = planner_statistics(dataset_id, args.planner_episodes) if args.planner_episodes else {}
+        columns[dataset_id] = planner_statistics(recipe, args.planner_episodes) if args.planner_episodes else {}
         columns[dataset_id] |= data_statistics(load_minari_dataset(dataset_id))
     write_markdown(args.out, "data.md", column_table(columns))
 

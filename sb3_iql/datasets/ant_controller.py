@@ -416,7 +416,7 @@ class AntController:
         :return: An action drawn as SAC's actor acts in training: the ``tanh`` of a sample of its Gaussian (log-std
             clipped to SB3's [-20, 2]), as D4RL's data ant acted (rlkit's exploration policy)
         """
-        if self.log_std is None:
+        if not self.stochastic:
             raise ValueError(
                 "This controller file holds the deterministic actor only (no log_std head): export it again from its SAC "
                 "checkpoint with `export_controller`, or act with the mean."

@@ -225,14 +225,7 @@ class D4RLNavigation(CellPlanner):
             return step_toward[cell]
         row, col = cell
         open_neighbours = [n for n in ((row, col - 1), (row, col + 1), (row + 1, col), (row - 1, col)) if n in step_toward]
-        return min(open_neighbours, key=lambda n: self._steps(n, goal_cell, step_toward), default=goal_cell)
-
-    @staticmethod
-    def _steps(cell: Cell, goal_cell: Cell, step_toward: dict[Cell, Cell]) -> int:
-        steps = 0
-        while cell != goal_cell:
-            cell, steps = step_toward[cell], steps + 1
-        return steps
+        return min(open_neighbours, key=lambda n: self.path_length(n, goal_cell), default=goal_cell)
 
     def __call__(self, position: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """:return: The point ``D4RL_AIM_DISTANCE`` from ``position`` toward this step's waypoint."""

@@ -116,10 +116,13 @@ class CellPlanner:
 
     def cells_between(self, position: np.ndarray, target: np.ndarray) -> int:
         """:return: The number of cells on the shortest path from ``position``'s cell to ``target``'s."""
-        target_cell, cell = self.cell_of(target), self.cell_of(position)
-        step_toward = self.next_cell_toward(target_cell)
+        return self.path_length(self.cell_of(position), self.cell_of(target))
+
+    def path_length(self, cell: Cell, target: Cell) -> int:
+        """:return: The number of steps on the shortest path from open ``cell`` to ``target``."""
+        step_toward = self.next_cell_toward(target)
         n_cells = 0
-        while cell != target_cell:
+        while cell != target:
             cell, n_cells = step_toward[cell], n_cells + 1
         return n_cells
 
